@@ -1,0 +1,359 @@
+/*
+ * Drafts: the uncommitted bytes of a file open for writing.  All write
+ * handles of one path share one draft, as they would share an ordinary
+ * file, so O_APPEND writers all land and each reads the others' bytes.
+ * Readers never see a draft.  Caller holds fs.lock.
+ */
+#include <errno.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "verconfd.h"
+
+static void *by_path;
+
+static int cmp_path(const void *a, const void *b)
+{
+	return strcmp(((const struct draft *)a)->path, ((const struct draft *)b)->path);
+}
+
+struct draft *draft_find(const char *path)
+{
+	struct draft key = { .path = (char *)path };
+	void *hit = tfind(&key, &by_path, cmp_path);
+	return hit ? *(struct draft **)hit : NULL;
+}
+
+static struct draft *draft_new(const char *path)
+{
+	struct draft *d = calloc(1, sizeof(*d));
+	if (!d || !(d->path = strdup(path))) {
+		free(d);
+		return NULL;
+	}
+	d->refs = 1;
+	d->op = VC_OP_WRITE;
+	clock_gettime(CLOCK_REALTIME, &d->created);
+	tsearch(d, &by_path, cmp_path);
+	return d;
+}
+
+static int draft_reserve(struct draft *d, size_t len)
+{
+	if (len <= d->cap)
+		return 0;
+	size_t cap = d->cap ? d->cap : 4096;
+	while (cap < len)
+		cap *= 2;
+	char *b = realloc(d->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	d->buf = b;
+	d->cap = cap;
+	return 0;
+}
+
+static int draft_load_head(struct draft *d)
+{
+	vc_entry e;
+	int rc = vc_lookup(fs.store, d->path, &e);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (e.head.kind != VC_FILE)
+		return -EISDIR;
+	void *buf;
+	size_t len;
+	rc = vc_read_content(fs.store, e.head.id, &buf, &len);
+	if (rc)
+		return rc;
+	free(d->buf);
+	d->buf = buf;
+	d->len = d->cap = len;
+	return 0;
+}
+
+int draft_open(const char *path, bool truncate, struct draft **out)
+{
+	struct draft *d = draft_find(path);
+	if (d) {
+		d->refs++;
+	} else {
+		d = draft_new(path);
+		if (!d)
+			return -ENOMEM;
+		int rc = truncate ? 0 : draft_load_head(d);
+		if (rc) {
+			draft_put(d);
+			return rc;
+		}
+	}
+	/* O_TRUNC marks the draft dirty even when the file is already empty:
+	 * the commit finds the bytes identical and records nothing. */
+	if (truncate) {
+		d->len = 0;
+		d->dirty = true;
+		if (d->op != VC_OP_CREATE)
+			d->op = VC_OP_TRUNCATE;
+	}
+	*out = d;
+	return 0;
+}
+
+int draft_create(const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
+		 struct draft **out)
+{
+	struct draft *d = draft_new(path);
+	if (!d)
+		return -ENOMEM;
+	d->pending = true;
+	d->dirty = true;
+	d->op = VC_OP_CREATE;
+	d->mode = mode;
+	d->uid = uid;
+	d->gid = gid;
+	*out = d;
+	return 0;
+}
+
+void draft_put(struct draft *d)
+{
+	if (--d->refs > 0)
+		return;
+	if (!d->orphaned)
+		tdelete(d, &by_path, cmp_path);
+	free(d->buf);
+	free(d->path);
+	free(d);
+}
+
+/* A handful of writer pids is enough: beyond that a writer's fstat shows
+ * the live size, as any reader's does. */
+void draft_add_writer(struct draft *d, pid_t pid)
+{
+	for (size_t i = 0; i < sizeof(d->writers) / sizeof(d->writers[0]); i++)
+		if (!d->writers[i]) {
+			d->writers[i] = pid;
+			return;
+		}
+}
+
+void draft_remove_writer(struct draft *d, pid_t pid)
+{
+	for (size_t i = 0; i < sizeof(d->writers) / sizeof(d->writers[0]); i++)
+		if (d->writers[i] == pid) {
+			d->writers[i] = 0;
+			return;
+		}
+}
+
+bool draft_has_writer(const struct draft *d, pid_t pid)
+{
+	for (size_t i = 0; i < sizeof(d->writers) / sizeof(d->writers[0]); i++)
+		if (pid && d->writers[i] == pid)
+			return true;
+	return false;
+}
+
+int draft_write(struct draft *d, const char *buf, size_t size, off_t off, bool append,
+		size_t *written)
+{
+	if (append)
+		off = (off_t)d->len;
+	if (off < 0)
+		return -EINVAL;
+	if ((size_t)off + size > fs.max_file_size)
+		return -EFBIG;
+	int rc = draft_reserve(d, (size_t)off + size);
+	if (rc)
+		return rc;
+	/* A write past the end leaves a hole of zeros, as on disk. */
+	if ((size_t)off > d->len)
+		memset(d->buf + d->len, 0, (size_t)off - d->len);
+	memcpy(d->buf + off, buf, size);
+	if ((size_t)off + size > d->len)
+		d->len = (size_t)off + size;
+	d->dirty = true;
+	if (d->op != VC_OP_CREATE)
+		d->op = VC_OP_WRITE;
+	*written = size;
+	return 0;
+}
+
+int draft_truncate(struct draft *d, off_t size)
+{
+	if (size < 0)
+		return -EINVAL;
+	if ((size_t)size > fs.max_file_size)
+		return -EFBIG;
+	int rc = draft_reserve(d, (size_t)size);
+	if (rc)
+		return rc;
+	if ((size_t)size > d->len)
+		memset(d->buf + d->len, 0, (size_t)size - d->len);
+	d->len = (size_t)size;
+	d->dirty = true;
+	if (d->op != VC_OP_CREATE)
+		d->op = VC_OP_TRUNCATE;
+	return 0;
+}
+
+static void note_rejection(const char *path, vc_id id, const char *reason)
+{
+	snprintf(fs.last_rejection, sizeof(fs.last_rejection), "%s version %lld: %s", path,
+		 (long long)id, reason);
+	log_msg(LOG_WARNING, "rejected %s version %lld: %s", path, (long long)id, reason);
+}
+
+/* Metadata of the next version: the live head's, or the creator's. */
+static int commit_meta(struct draft *d, vc_commit_req *req)
+{
+	vc_entry e;
+	int rc = vc_lookup(fs.store, d->path, &e);
+	if (rc == 0 && e.head.kind == VC_FILE) {
+		req->mode = e.head.mode;
+		req->uid = e.head.uid;
+		req->gid = e.head.gid;
+		return 0;
+	}
+	if (rc && rc != -ENOENT)
+		return rc;
+	req->mode = d->mode;
+	req->uid = d->uid;
+	req->gid = d->gid;
+	return 0;
+}
+
+int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
+{
+	*moved = false;
+	if (!d->dirty || d->orphaned)
+		return 0;
+	if (d->len > fs.max_file_size)
+		return -EFBIG;
+	vc_commit_req req = {
+		.path = d->path, .kind = VC_FILE, .op = d->op,
+		.data = d->buf, .len = d->len, .status = VC_ACCEPTED, .actor = a,
+	};
+	int rc = commit_meta(d, &req);
+	if (rc)
+		return rc;
+	char reason[VC_REASON_MAX];
+	bool bad = gate_check(d->path, d->buf, d->len, reason, sizeof(reason)) != 0;
+	if (bad && fs.validate == VALIDATE_STRICT) {
+		req.status = VC_REJECTED;
+		req.reason = reason;
+	}
+	vc_id id;
+	int created;
+	rc = vc_commit(fs.store, &req, &id, &created);
+	if (rc) {
+		snprintf(fs.last_error, sizeof(fs.last_error), "commit %s: %s", d->path,
+			 vc_errmsg(fs.store));
+		log_msg(LOG_ERR, "commit of %s failed: %s", d->path, vc_errmsg(fs.store));
+		return rc == -ENOSPC ? -ENOSPC : -EIO;
+	}
+	/* Rejected or not, these bytes are now in history: nothing is lost,
+	 * and the next close does not store them a second time. */
+	d->dirty = false;
+	if (req.status == VC_REJECTED) {
+		note_rejection(d->path, id, reason);
+		return -EINVAL;
+	}
+	if (bad)
+		log_msg(LOG_WARNING, "accepted %s version %lld despite: %s (validate=warn)",
+			d->path, (long long)id, reason);
+	d->pending = false;
+	d->op = VC_OP_WRITE;
+	*moved = created;
+	if (created)
+		log_msg(LOG_INFO, "commit %s version %lld (%zu bytes) by uid %u pid %d %s",
+			d->path, (long long)id, d->len, a->uid, a->pid, a->comm);
+	return 0;
+}
+
+void draft_unlink(const char *path)
+{
+	struct draft *d = draft_find(path);
+	if (!d)
+		return;
+	tdelete(d, &by_path, cmp_path);
+	d->orphaned = true;
+}
+
+struct rename_ctx {
+	const char *from, *to;
+	size_t flen;
+	struct draft **hits;
+	size_t n;
+};
+
+static void collect_renamed(const void *p, VISIT which, void *closure)
+{
+	struct rename_ctx *r = closure;
+	struct draft *d = *(struct draft *const *)p;
+	if (which != postorder && which != leaf)
+		return;
+	if (strncmp(d->path, r->from, r->flen) == 0 &&
+	    (d->path[r->flen] == '\0' || d->path[r->flen] == '/')) {
+		struct draft **h = realloc(r->hits, (r->n + 1) * sizeof(*h));
+		if (!h)
+			return;
+		r->hits = h;
+		r->hits[r->n++] = d;
+	}
+}
+
+void drafts_rename(const char *from, const char *to)
+{
+	struct rename_ctx r = { .from = from, .to = to, .flen = strlen(from) };
+	twalk_r(by_path, collect_renamed, &r);
+	for (size_t i = 0; i < r.n; i++) {
+		struct draft *d = r.hits[i];
+		char *np = d->path[r.flen] ? path_join(to, d->path + r.flen + 1) : strdup(to);
+		if (!np)
+			continue;
+		tdelete(d, &by_path, cmp_path);
+		free(d->path);
+		d->path = np;
+		/* A draft already open at the target is replaced, as the file it
+		 * belonged to is: its handles keep writing into nothing. */
+		draft_unlink(np);
+		tsearch(d, &by_path, cmp_path);
+	}
+	free(r.hits);
+}
+
+struct pending_ctx {
+	const char *dir;
+	size_t dlen;
+	void (*fn)(struct draft *d, void *ctx);
+	void *ctx;
+};
+
+static void visit_pending(const void *p, VISIT which, void *closure)
+{
+	struct pending_ctx *c = closure;
+	struct draft *d = *(struct draft *const *)p;
+	if ((which != postorder && which != leaf) || !d->pending || d->orphaned)
+		return;
+	const char *rest = d->path;
+	if (c->dlen) {
+		if (strncmp(d->path, c->dir, c->dlen) != 0 || d->path[c->dlen] != '/')
+			return;
+		rest = d->path + c->dlen + 1;
+	}
+	if (!strchr(rest, '/'))
+		c->fn(d, c->ctx);
+}
+
+void drafts_pending_in(const char *dir, void (*fn)(struct draft *d, void *ctx), void *ctx)
+{
+	struct pending_ctx c = { .dir = dir, .dlen = strlen(dir), .fn = fn, .ctx = ctx };
+	twalk_r(by_path, visit_pending, &c);
+}

@@ -1,0 +1,1327 @@
+/*
+ * FUSE low-level operations on the tree.  Each takes fs.lock, does its work
+ * on the node table, drafts and store, releases the lock, sends the kernel
+ * notifications it queued, then replies.  The virtual .control and
+ * .versions live in meta.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "verconfd.h"
+
+/* Entries and attributes may stay cached for an hour: every change of what
+ * a name shows is pushed to the kernel by an explicit invalidation. */
+const double ENTRY_TIMEOUT = 3600.0;
+
+enum handle_kind { H_READ, H_WRITE };
+
+struct handle {
+	enum handle_kind kind;
+	vc_id version;      /* H_READ: the version opened (0: empty) */
+	char *content;      /* H_READ: loaded on first read */
+	size_t len;
+	bool loaded;
+	struct draft *draft; /* H_WRITE */
+	bool append;
+	pid_t pid;          /* H_WRITE: who opened it */
+	/* H_WRITE: this handle wrote bytes since its last commit.  Only then
+	 * does its close (flush) commit: a shell opens with O_CREAT|O_TRUNC,
+	 * dup2()s and closes the first descriptor before writing, and that
+	 * close must not commit an empty version.  Whatever is still dirty
+	 * is committed when the last handle is released. */
+	bool wrote;
+};
+
+static struct handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+static bool is_meta(const struct node *n)
+{
+	return n->kind == N_CONTROL || n->kind == N_VROOT || n->kind == N_VDIR ||
+	       n->kind == N_VFILE;
+}
+
+/* ---- paths and attributes ------------------------------------------- */
+
+char *path_join(const char *dir, const char *name)
+{
+	char *p;
+	if (!*dir)
+		return strdup(name);
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+const char *path_base(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+char *path_dir(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? strndup(path, (size_t)(s - path)) : strdup("");
+}
+
+static mode_t type_bits(enum vc_kind k)
+{
+	return k == VC_DIR ? S_IFDIR : k == VC_SYMLINK ? S_IFLNK : S_IFREG;
+}
+
+static struct timespec ts_of(int64_t ns)
+{
+	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
+void attr_from_version(struct stat *st, const vc_version *v, fuse_ino_t ino)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = type_bits(v->kind) | (v->mode & 07777);
+	st->st_nlink = 1;
+	st->st_uid = v->uid;
+	st->st_gid = v->gid;
+	st->st_size = v->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (v->size + 511) / 512;
+	st->st_atim = st->st_mtim = st->st_ctim = ts_of(v->created_ns);
+}
+
+void attr_from_entry(struct stat *st, const vc_entry *e, fuse_ino_t ino)
+{
+	attr_from_version(st, &e->head, ino);
+	st->st_atim = ts_of(e->atime_ns);
+	st->st_mtim = ts_of(e->mtime_ns);
+	st->st_ctim = ts_of(e->ctime_ns);
+}
+
+static void attr_of_pending(struct stat *st, const struct draft *d, fuse_ino_t ino)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFREG | (d->mode & 07777);
+	st->st_nlink = 1;
+	st->st_uid = d->uid;
+	st->st_gid = d->gid;
+	st->st_blksize = 4096;
+	st->st_atim = st->st_mtim = st->st_ctim = d->created;
+}
+
+/* The entry a lookup of path answers, creating its node.  A path that does
+ * not exist gives a negative entry (ino 0), cached like any other: head
+ * moves invalidate it. */
+static int entry_for_path(const char *path, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->entry_timeout = ENTRY_TIMEOUT;
+	e->attr_timeout = ENTRY_TIMEOUT;
+	struct draft *d = draft_find(path);
+	if (d && d->pending) {
+		struct node *n = node_get(N_PENDING, path, 0);
+		if (!n)
+			return -ENOMEM;
+		attr_of_pending(&n->attr, d, n->ino);
+		/* Its size is not known to readers yet; do not cache it. */
+		e->attr_timeout = 0;
+		e->ino = n->ino;
+		e->attr = n->attr;
+		return 0;
+	}
+	vc_entry ve;
+	int rc = vc_lookup(fs.store, path, &ve);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	struct node *n = ve.head.kind == VC_DIR ? node_get(N_DIR, path, 0)
+						: node_get(N_FILE, path, ve.head.id);
+	if (!n)
+		return -ENOMEM;
+	attr_from_entry(&n->attr, &ve, n->ino);
+	e->ino = n->ino;
+	e->attr = n->attr;
+	return 0;
+}
+
+/* ---- invalidations ---------------------------------------------------- */
+
+static void inval_add(struct invals *iv, fuse_ino_t parent, const char *name, fuse_ino_t ino)
+{
+	if (iv->n == iv->cap) {
+		size_t cap = iv->cap ? iv->cap * 2 : 8;
+		struct inval *it = realloc(iv->item, cap * sizeof(*it));
+		if (!it)
+			return;
+		iv->item = it;
+		iv->cap = cap;
+	}
+	iv->item[iv->n++] = (struct inval){ parent, name ? strdup(name) : NULL, ino };
+}
+
+void inval_path(struct invals *iv, const char *path)
+{
+	char *dir = path_dir(path);
+	struct node *parent = dir ? node_find(N_DIR, dir, 0) : NULL;
+	/* A directory the kernel never looked up has no cached entries. */
+	if (parent)
+		inval_add(iv, parent->ino, path_base(path), 0);
+	free(dir);
+}
+
+void inval_inode(struct invals *iv, fuse_ino_t ino)
+{
+	inval_add(iv, 0, NULL, ino);
+}
+
+void invals_send(struct invals *iv)
+{
+	for (size_t i = 0; i < iv->n; i++) {
+		struct inval *it = &iv->item[i];
+		if (it->name)
+			fuse_lowlevel_notify_inval_entry(fs.se, it->parent, it->name,
+							 strlen(it->name));
+		else
+			fuse_lowlevel_notify_inval_inode(fs.se, it->ino, -1, 0);
+		free(it->name);
+	}
+	free(iv->item);
+	*iv = (struct invals){ 0 };
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void lock(void)
+{
+	pthread_mutex_lock(&fs.lock);
+}
+
+static void unlock_send(struct invals *iv)
+{
+	pthread_mutex_unlock(&fs.lock);
+	if (iv)
+		invals_send(iv);
+}
+
+static int child_path(fuse_ino_t parent, const char *name, char **out)
+{
+	struct node *p = node_by_ino(parent);
+	if (!p || (p->kind == N_DIR && !p->path))
+		return -ENOENT;
+	if (p->kind != N_DIR)
+		return is_meta(p) ? -EROFS : -ENOTDIR;
+	if (!*p->path && (!strcmp(name, CONTROL_NAME) || !strcmp(name, VERSIONS_NAME)))
+		return -EPERM;
+	if (strlen(name) > VC_NAME_MAX)
+		return -ENAMETOOLONG;
+	*out = path_join(p->path, name);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Owner of a new file or directory: the caller, with the group of a
+ * set-group-ID parent directory, as on a local filesystem. */
+static void new_owner(fuse_req_t req, const char *path, uint32_t *uid, uint32_t *gid,
+		      uint32_t *mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	*uid = ctx->uid;
+	*gid = ctx->gid;
+	char *dir = path_dir(path);
+	vc_entry pe;
+	if (dir && vc_lookup(fs.store, dir, &pe) == 0 && (pe.head.mode & S_ISGID)) {
+		*gid = pe.head.gid;
+		if (S_ISDIR(*mode))
+			*mode |= S_ISGID;
+	}
+	free(dir);
+}
+
+static void reply_entry_or_err(fuse_req_t req, int rc, const struct fuse_entry_param *e)
+{
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, e);
+}
+
+/* Commit a handle's draft: on a head move, the name must point to the new
+ * version's inode.  A pending file's node simply becomes that version's
+ * node (the kernel has no content cached for it). */
+static int commit_handle(fuse_req_t req, fuse_ino_t ino, struct handle *h, struct invals *iv)
+{
+	struct draft *d = h->draft;
+	bool was_pending = d->pending, moved;
+	vc_actor a;
+	actor_of(req, &a);
+	int rc = draft_commit(d, &a, &moved);
+	h->wrote = false;
+	if (rc || !moved)
+		return rc;
+	vc_entry ve;
+	if (vc_lookup(fs.store, d->path, &ve) != 0)
+		return 0;
+	struct node *pn = was_pending ? node_find(N_PENDING, d->path, 0) : NULL;
+	if (pn) {
+		node_rekey(pn, N_FILE, d->path, ve.head.id);
+		attr_from_entry(&pn->attr, &ve, pn->ino);
+		inval_inode(iv, pn->ino);
+	} else {
+		inval_path(iv, d->path);
+		inval_inode(iv, ino);
+	}
+	return 0;
+}
+
+/* ---- lookup and attributes -------------------------------------------- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	char *path = NULL;
+	int rc;
+	lock();
+	struct node *p = node_by_ino(parent);
+	if (p && is_meta(p))
+		rc = meta_lookup(p, name, &e);
+	else if (p && p->ino == FUSE_ROOT_ID &&
+		 (!strcmp(name, CONTROL_NAME) || !strcmp(name, VERSIONS_NAME)))
+		rc = meta_lookup_root(name, &e);
+	else if ((rc = child_path(parent, name, &path)) == 0)
+		rc = entry_for_path(path, &e);
+	unlock_send(NULL);
+	free(path);
+	reply_entry_or_err(req, rc, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	lock();
+	struct node *n = node_by_ino(ino);
+	if (n)
+		node_forget(n, nlookup);
+	unlock_send(NULL);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	lock();
+	for (size_t i = 0; i < count; i++) {
+		struct node *n = node_by_ino(forgets[i].ino);
+		if (n)
+			node_forget(n, forgets[i].nlookup);
+	}
+	unlock_send(NULL);
+	fuse_reply_none(req);
+}
+
+/*
+ * Attributes of a node.  Readers see the version the node shows.  A writer
+ * sees its draft's size: through its handle when the kernel passes one,
+ * and by its pid otherwise (fstat carries no handle).  *own_draft tells
+ * the caller not to let the kernel cache that size for other processes.
+ */
+static int node_attr(struct node *n, struct fuse_file_info *fi, pid_t pid, struct stat *st,
+		     bool *own_draft)
+{
+	*own_draft = false;
+	if (is_meta(n))
+		return meta_getattr(n, st);
+	if (n->kind == N_DIR) {
+		vc_entry ve;
+		if (!n->path)
+			return -ENOENT;
+		int rc = vc_lookup(fs.store, n->path, &ve);
+		if (rc)
+			return rc;
+		attr_from_entry(&n->attr, &ve, n->ino);
+	}
+	*st = n->attr;
+	struct handle *h = fi ? handle_of(fi) : NULL;
+	struct draft *d = h && h->kind == H_WRITE ? h->draft
+			  : n->path && n->kind != N_DIR ? draft_find(n->path) : NULL;
+	if (d && (h || draft_has_writer(d, pid))) {
+		st->st_size = (off_t)d->len;
+		st->st_blocks = (st->st_size + 511) / 512;
+		*own_draft = true;
+	}
+	return 0;
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	bool own_draft = false;
+	lock();
+	struct node *n = node_by_ino(ino);
+	int rc = n ? node_attr(n, fi, fuse_req_ctx(req)->pid, &st, &own_draft) : -ENOENT;
+	double timeout = (n && n->kind == N_PENDING) || own_draft ? 0 : ENTRY_TIMEOUT;
+	unlock_send(NULL);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
+static int64_t ns_of(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ns_of(ts);
+}
+
+/* truncate(2) without a handle commits at once; through a handle
+ * (ftruncate) it changes that handle's draft. */
+static int set_size(fuse_req_t req, struct node *n, struct handle *h, off_t size,
+		    struct invals *iv)
+{
+	if (n->kind == N_DIR)
+		return -EISDIR;
+	if (h && h->kind == H_WRITE) {
+		h->wrote = true;
+		return draft_truncate(h->draft, size);
+	}
+	if (!n->path)
+		return -ENOENT;
+	struct draft *d;
+	int rc = draft_open(n->path, false, &d);
+	if (rc)
+		return rc;
+	struct handle tmp = { .kind = H_WRITE, .draft = d };
+	rc = draft_truncate(d, size);
+	if (!rc)
+		rc = commit_handle(req, n->ino, &tmp, iv);
+	draft_put(d);
+	return rc;
+}
+
+/* chmod and chown make a new version with the same content, so permission
+ * changes are audited and can be rolled back.  The node keeps showing the
+ * same bytes, so it simply becomes the new version's node. */
+static int set_owner_mode(fuse_req_t req, struct node *n, const struct stat *attr, int to_set)
+{
+	struct draft *d = n->path ? draft_find(n->path) : NULL;
+	if (d && d->pending) {
+		if (to_set & FUSE_SET_ATTR_MODE)
+			d->mode = attr->st_mode & 07777;
+		if (to_set & FUSE_SET_ATTR_UID)
+			d->uid = attr->st_uid;
+		if (to_set & FUSE_SET_ATTR_GID)
+			d->gid = attr->st_gid;
+		attr_of_pending(&n->attr, d, n->ino);
+		return 0;
+	}
+	if (!n->path)
+		return -ENOENT;
+	vc_entry ve;
+	int rc = vc_lookup(fs.store, n->path, &ve);
+	if (rc)
+		return rc;
+	vc_actor a;
+	actor_of(req, &a);
+	bool owner = to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
+	vc_commit_req c = {
+		.path = n->path, .kind = ve.head.kind, .op = owner ? VC_OP_CHOWN : VC_OP_CHMOD,
+		.same_content_as = ve.head.kind == VC_DIR ? 0 : ve.head.id,
+		.mode = to_set & FUSE_SET_ATTR_MODE ? attr->st_mode & 07777 : ve.head.mode,
+		.uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : ve.head.uid,
+		.gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : ve.head.gid,
+		.status = VC_ACCEPTED, .actor = &a,
+	};
+	vc_id id;
+	rc = vc_commit(fs.store, &c, &id, NULL);
+	if (rc)
+		return rc;
+	if (n->kind == N_FILE && n->version == ve.head.id)
+		node_rekey(n, N_FILE, n->path, id);
+	log_msg(LOG_INFO, "%s %s version %lld mode %04o owner %u:%u", vc_op_name(c.op), n->path,
+		(long long)id, c.mode, c.uid, c.gid);
+	return 0;
+}
+
+static int set_times(struct node *n, const struct stat *attr, int to_set)
+{
+	int64_t now = now_ns();
+	int64_t at = to_set & FUSE_SET_ATTR_ATIME_NOW ? now
+		     : to_set & FUSE_SET_ATTR_ATIME   ? ns_of(attr->st_atim)
+						      : -1;
+	int64_t mt = to_set & FUSE_SET_ATTR_MTIME_NOW ? now
+		     : to_set & FUSE_SET_ATTR_MTIME   ? ns_of(attr->st_mtim)
+						      : -1;
+	if (n->kind == N_PENDING) {
+		if (mt >= 0)
+			n->attr.st_mtim = ts_of(mt);
+		return 0;
+	}
+	return n->path ? vc_set_times(fs.store, n->path, at, mt) : -ENOENT;
+}
+
+static int do_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,
+		      struct fuse_file_info *fi, struct invals *iv)
+{
+	struct handle *h = fi ? handle_of(fi) : NULL;
+	int rc = 0;
+	if (n->kind == N_CONTROL)
+		return to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+				  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)
+			       ? -EPERM
+			       : meta_getattr(n, attr);
+	if (is_meta(n))
+		return -EROFS;
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		rc = set_size(req, n, h, attr->st_size, iv);
+	if (!rc && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		rc = set_owner_mode(req, n, attr, to_set);
+	if (!rc && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
+		rc = set_times(n, attr, to_set);
+	if (rc)
+		return rc;
+	/* Answer with what the path shows now, under this inode's number. */
+	vc_entry ve;
+	if (n->kind != N_PENDING && n->path && vc_lookup(fs.store, n->path, &ve) == 0)
+		attr_from_entry(&n->attr, &ve, n->ino);
+	bool own_draft;
+	return node_attr(n, fi, fuse_req_ctx(req)->pid, attr, &own_draft);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct invals iv = { 0 };
+	lock();
+	struct node *n = node_by_ino(ino);
+	int rc = n ? do_setattr(req, n, attr, to_set, fi, &iv) : -ENOENT;
+	unlock_send(&iv);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, attr, n->kind == N_PENDING ? 0 : ENTRY_TIMEOUT);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	lock();
+	struct node *n = node_by_ino(ino);
+	int rc = !n ? -ENOENT : n->kind != N_FILE || !S_ISLNK(n->attr.st_mode) ? -EINVAL
+			 : vc_read_content(fs.store, n->version, &buf, &len);
+	unlock_send(NULL);
+	char *target = rc ? NULL : strndup(buf ? buf : "", len);
+	free(buf);
+	if (!rc && !target)
+		rc = -ENOMEM;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
+}
+
+/* ---- creating and removing names -------------------------------------- */
+
+static int make_dir(fuse_req_t req, const char *path, mode_t mode, struct fuse_entry_param *e)
+{
+	vc_actor a;
+	actor_of(req, &a);
+	uint32_t uid, gid, m = S_IFDIR | (mode & 07777);
+	new_owner(req, path, &uid, &gid, &m);
+	vc_commit_req c = { .path = path, .kind = VC_DIR, .op = VC_OP_MKDIR, .mode = m & 07777,
+			    .uid = uid, .gid = gid, .status = VC_ACCEPTED, .actor = &a };
+	if (draft_find(path))
+		return -EEXIST;
+	vc_entry ve;
+	if (vc_lookup(fs.store, path, &ve) == 0)
+		return -EEXIST;
+	int rc = vc_commit(fs.store, &c, NULL, NULL);
+	return rc ? rc : entry_for_path(path, e);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fuse_entry_param e;
+	char *path = NULL;
+	lock();
+	int rc = child_path(parent, name, &path);
+	if (!rc)
+		rc = make_dir(req, path, mode, &e);
+	unlock_send(NULL);
+	free(path);
+	reply_entry_or_err(req, rc, &e);
+}
+
+static int make_symlink(fuse_req_t req, const char *target, const char *path,
+			struct fuse_entry_param *e)
+{
+	vc_actor a;
+	actor_of(req, &a);
+	uint32_t uid, gid, m = S_IFLNK | 0777;
+	new_owner(req, path, &uid, &gid, &m);
+	vc_entry ve;
+	if (draft_find(path) || vc_lookup(fs.store, path, &ve) == 0)
+		return -EEXIST;
+	vc_commit_req c = { .path = path, .kind = VC_SYMLINK, .op = VC_OP_SYMLINK,
+			    .data = target, .len = strlen(target), .mode = 0777, .uid = uid,
+			    .gid = gid, .status = VC_ACCEPTED, .actor = &a };
+	int rc = vc_commit(fs.store, &c, NULL, NULL);
+	return rc ? rc : entry_for_path(path, e);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	char *path = NULL;
+	lock();
+	int rc = child_path(parent, name, &path);
+	if (!rc)
+		rc = make_symlink(req, link, path, &e);
+	unlock_send(NULL);
+	free(path);
+	reply_entry_or_err(req, rc, &e);
+}
+
+static void detach_exact(struct node *n, void *ctx)
+{
+	if (n->path && !strcmp(n->path, ctx))
+		node_detach(n);
+}
+
+static void detach_all(struct node *n, void *ctx)
+{
+	(void)ctx;
+	node_detach(n);
+}
+
+static void mark_found(struct draft *d, void *ctx)
+{
+	(void)d;
+	*(bool *)ctx = true;
+}
+
+static int remove_name(fuse_req_t req, const char *path, bool dir)
+{
+	struct draft *d = draft_find(path);
+	if (d && d->pending) {
+		if (dir)
+			return -ENOTDIR;
+		draft_unlink(path);
+		nodes_under(path, detach_exact, (void *)path);
+		return 0;
+	}
+	vc_entry ve;
+	int rc = vc_lookup(fs.store, path, &ve);
+	if (rc)
+		return rc;
+	if (dir && ve.head.kind != VC_DIR)
+		return -ENOTDIR;
+	if (!dir && ve.head.kind == VC_DIR)
+		return -EISDIR;
+	bool pending_child = false;
+	if (dir)
+		drafts_pending_in(path, mark_found, &pending_child);
+	if (pending_child)
+		return -ENOTEMPTY;
+	vc_actor a;
+	actor_of(req, &a);
+	rc = vc_delete(fs.store, path, &a);
+	if (rc)
+		return rc;
+	draft_unlink(path);
+	nodes_under(path, detach_exact, (void *)path);
+	log_msg(LOG_INFO, "delete %s (was version %lld) by uid %u pid %d %s", path,
+		(long long)ve.head.id, a.uid, a.pid, a.comm);
+	return 0;
+}
+
+static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
+{
+	char *path = NULL;
+	lock();
+	int rc = child_path(parent, name, &path);
+	if (!rc)
+		rc = remove_name(req, path, dir);
+	unlock_send(NULL);
+	free(path);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_op(req, parent, name, false);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_op(req, parent, name, true);
+}
+
+/* A file still pending (created, not yet closed) has no version to move:
+ * commit what it holds first, so the rename carries it. */
+static int commit_pending(fuse_req_t req, const char *path)
+{
+	struct draft *d = draft_find(path);
+	if (!d || !d->pending)
+		return 0;
+	struct handle tmp = { .kind = H_WRITE, .draft = d };
+	struct invals iv = { 0 };
+	int rc = commit_handle(req, 0, &tmp, &iv);
+	/* The pending node became a file node in place; nothing to send. */
+	for (size_t i = 0; i < iv.n; i++)
+		free(iv.item[i].name);
+	free(iv.item);
+	return rc;
+}
+
+struct moved {
+	const char *from, *to;
+	size_t flen;
+};
+
+/* After a rename, a node below from shows the same bytes at the new path.
+ * The node that showed from's head shows the new version at to. */
+static void move_node(struct node *n, void *ctx)
+{
+	const struct moved *m = ctx;
+	char *np = n->path[m->flen] ? path_join(m->to, n->path + m->flen + 1) : strdup(m->to);
+	if (!np)
+		return;
+	vc_entry ve;
+	if (n->kind == N_FILE) {
+		bool head = vc_lookup(fs.store, np, &ve) == 0 && ve.head.source == n->version;
+		node_rekey(n, N_FILE, np, head ? ve.head.id : n->version);
+	} else {
+		node_rekey(n, n->kind, np, n->version);
+	}
+	free(np);
+}
+
+static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned flags)
+{
+	int rc = commit_pending(req, from);
+	if (rc)
+		return rc;
+	vc_actor a;
+	actor_of(req, &a);
+	rc = vc_rename(fs.store, from, to, flags & RENAME_NOREPLACE ? VC_RENAME_NOREPLACE : 0, &a);
+	if (rc)
+		return rc;
+	/* The replaced target's nodes lose their name first, so the moved
+	 * nodes can take their keys. */
+	nodes_under(to, detach_all, NULL);
+	struct moved m = { from, to, strlen(from) };
+	nodes_under(from, move_node, &m);
+	drafts_rename(from, to);
+	log_msg(LOG_INFO, "rename %s -> %s by uid %u pid %d %s", from, to, a.uid, a.pid, a.comm);
+	return 0;
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	char *from = NULL, *to = NULL;
+	int rc = flags & ~RENAME_NOREPLACE ? -EINVAL : 0;
+	lock();
+	if (!rc)
+		rc = child_path(parent, name, &from);
+	if (!rc)
+		rc = child_path(newparent, newname, &to);
+	if (!rc)
+		rc = do_rename(req, from, to, flags);
+	unlock_send(NULL);
+	free(from);
+	free(to);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fuse_entry_param e;
+	char *to = NULL;
+	lock();
+	struct node *n = node_by_ino(ino);
+	int rc = !n || !n->path ? -ENOENT : is_meta(n) ? -EPERM : n->kind == N_DIR ? -EPERM : 0;
+	if (!rc)
+		rc = child_path(newparent, newname, &to);
+	if (!rc)
+		rc = commit_pending(req, n->path);
+	vc_actor a;
+	actor_of(req, &a);
+	if (!rc)
+		rc = vc_link(fs.store, n->path, to, &a, NULL);
+	if (!rc)
+		rc = entry_for_path(to, &e);
+	if (!rc)
+		log_msg(LOG_INFO, "link %s -> %s (copy-on-write clone)", n->path, to);
+	unlock_send(NULL);
+	free(to);
+	reply_entry_or_err(req, rc, &e);
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static struct handle *handle_new(enum handle_kind kind)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+	if (h)
+		h->kind = kind;
+	return h;
+}
+
+static void handle_free(struct handle *h)
+{
+	free(h->content);
+	free(h);
+}
+
+static int open_for_write(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	if (!n->path)
+		return -ENOENT;
+	struct handle *h = handle_new(H_WRITE);
+	if (!h)
+		return -ENOMEM;
+	bool trunc = fi->flags & O_TRUNC;
+	int rc = draft_open(n->path, trunc, &h->draft);
+	if (rc) {
+		free(h);
+		return rc;
+	}
+	h->append = fi->flags & O_APPEND;
+	h->pid = fuse_req_ctx(req)->pid;
+	draft_add_writer(h->draft, h->pid);
+	/* Draft bytes must never enter the page cache readers share. */
+	fi->direct_io = 1;
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+static int open_for_read(struct node *n, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_new(H_READ);
+	if (!h)
+		return -ENOMEM;
+	bool version = n->kind == N_FILE || n->kind == N_VFILE;
+	h->version = version ? n->version : 0;
+	/* A version never changes: its cached pages stay valid for ever.  A
+	 * pending file has no version yet; bypass the cache for it. */
+	if (version)
+		fi->keep_cache = 1;
+	else
+		fi->direct_io = 1;
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	lock();
+	struct node *n = node_by_ino(ino);
+	int rc;
+	if (!n)
+		rc = -ENOENT;
+	else if (n->kind == N_VFILE)
+		rc = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) ? -EROFS
+										: open_for_read(n, fi);
+	else if (is_meta(n))
+		rc = meta_open(n, fi);
+	else if (n->kind == N_DIR)
+		rc = -EISDIR;
+	else if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		rc = open_for_write(req, n, fi);
+	else
+		rc = open_for_read(n, fi);
+	unlock_send(NULL);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_open(req, fi);
+}
+
+static int do_create(fuse_req_t req, const char *path, mode_t mode, struct fuse_file_info *fi,
+		     struct fuse_entry_param *e)
+{
+	int rc = entry_for_path(path, e);
+	if (rc)
+		return rc;
+	if (e->ino) {
+		/* It appeared since the kernel looked: open it as it is. */
+		struct node *n = node_by_ino(e->ino);
+		if (fi->flags & O_EXCL)
+			rc = -EEXIST;
+		else if (S_ISDIR(n->attr.st_mode))
+			rc = -EISDIR;
+		else
+			rc = open_for_write(req, n, fi);
+		if (rc)
+			node_forget(n, 1);
+		return rc;
+	}
+	char *dir = path_dir(path);
+	vc_entry pe;
+	rc = dir ? vc_lookup(fs.store, dir, &pe) : -ENOMEM;
+	free(dir);
+	if (rc)
+		return rc;
+	uint32_t uid, gid, m = S_IFREG | (mode & 07777);
+	new_owner(req, path, &uid, &gid, &m);
+	struct handle *h = handle_new(H_WRITE);
+	if (!h)
+		return -ENOMEM;
+	/* The name exists for everyone at once (O_EXCL lock files rely on it),
+	 * but the first version is committed only at close: one create,
+	 * write, close makes exactly one version. */
+	rc = draft_create(path, m & 07777, uid, gid, &h->draft);
+	if (rc) {
+		free(h);
+		return rc;
+	}
+	h->append = fi->flags & O_APPEND;
+	h->pid = fuse_req_ctx(req)->pid;
+	draft_add_writer(h->draft, h->pid);
+	fi->direct_io = 1;
+	fi->fh = (uintptr_t)h;
+	return entry_for_path(path, e);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	char *path = NULL;
+	lock();
+	int rc = child_path(parent, name, &path);
+	if (!rc)
+		rc = do_create(req, path, mode, fi, &e);
+	unlock_send(NULL);
+	free(path);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_create(req, &e, fi);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	(void)rdev;
+	if (!S_ISREG(mode)) {
+		/* FIFOs, sockets and device nodes have no place in a config tree. */
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	struct fuse_entry_param e;
+	struct fuse_file_info fi = { .flags = O_WRONLY | O_CREAT | O_EXCL };
+	struct invals iv = { 0 };
+	char *path = NULL;
+	lock();
+	int rc = child_path(parent, name, &path);
+	if (!rc)
+		rc = do_create(req, path, mode, &fi, &e);
+	if (!rc) {
+		struct handle *h = handle_of(&fi);
+		rc = commit_handle(req, e.ino, h, &iv);
+		draft_put(h->draft);
+		handle_free(h);
+	}
+	unlock_send(&iv);
+	free(path);
+	reply_entry_or_err(req, rc, &e);
+}
+
+static int read_version(struct handle *h, const char **data, size_t *len)
+{
+	if (!h->loaded && h->version) {
+		void *buf;
+		int rc = vc_read_content(fs.store, h->version, &buf, &h->len);
+		if (rc)
+			return rc;
+		h->content = buf;
+	}
+	h->loaded = true;
+	*data = h->content;
+	*len = h->len;
+	return 0;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	const char *data = NULL;
+	(void)size;
+	size_t len = 0;
+	char *meta = NULL;
+	int rc = 0;
+	lock();
+	struct node *n = node_by_ino(ino);
+	if (n && n->kind == N_CONTROL) {
+		rc = meta_read(n, fi, &meta, &len);
+		data = meta;
+	} else if (h->kind == H_READ) {
+		rc = read_version(h, &data, &len);
+	} else {
+		data = h->draft->buf;
+		len = h->draft->len;
+	}
+	if (!rc) {
+		size_t from = (size_t)off < len ? (size_t)off : len;
+		size_t n = len - from < size ? len - from : size;
+		/* Reply while locked: the draft buffer may move after unlock. */
+		fuse_reply_buf(req, data ? data + from : NULL, n);
+	}
+	unlock_send(NULL);
+	free(meta);
+	if (rc)
+		fuse_reply_err(req, -rc);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	struct invals iv = { 0 };
+	size_t written = 0;
+	int rc;
+	lock();
+	struct node *n = node_by_ino(ino);
+	if (n && n->kind == N_CONTROL) {
+		rc = meta_write(req, buf, size, &iv);
+		written = size;
+	} else if (h->kind == H_WRITE) {
+		rc = draft_write(h->draft, buf, size, off, h->append, &written);
+		if (!rc)
+			h->wrote = true;
+	} else {
+		rc = -EBADF;
+	}
+	unlock_send(&iv);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, written);
+}
+
+static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool always)
+{
+	struct handle *h = handle_of(fi);
+	struct invals iv = { 0 };
+	int rc = 0;
+	lock();
+	struct node *n = node_by_ino(ino);
+	if (n && n->kind != N_CONTROL && h->kind == H_WRITE && (h->wrote || always))
+		rc = commit_handle(req, ino, h, &iv);
+	unlock_send(&iv);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	commit_op(req, ino, fi, false);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync;
+	commit_op(req, ino, fi, true);
+}
+
+/* The last handle of a draft commits what is left; a file whose creation
+ * never committed (its JSON was rejected) disappears with it. */
+static void release_write(fuse_req_t req, fuse_ino_t ino, struct handle *h, struct invals *iv)
+{
+	struct draft *d = h->draft;
+	if (d->refs == 1 && d->dirty) {
+		int rc = commit_handle(req, ino, h, iv);
+		if (rc)
+			log_msg(LOG_ERR, "commit at release of %s failed: %s", d->path, strerror(-rc));
+	}
+	draft_remove_writer(d, h->pid);
+	if (d->refs == 1 && d->pending && !d->orphaned) {
+		struct node *pn = node_find(N_PENDING, d->path, 0);
+		inval_path(iv, d->path);
+		if (pn)
+			node_detach(pn);
+	}
+	draft_put(d);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct invals iv = { 0 };
+	lock();
+	struct node *n = node_by_ino(ino);
+	if (n && n->kind == N_CONTROL) {
+		meta_release(fi);
+	} else {
+		struct handle *h = handle_of(fi);
+		if (h->kind == H_WRITE)
+			release_write(req, ino, h, &iv);
+		handle_free(h);
+	}
+	unlock_send(&iv);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- directories -------------------------------------------------------- */
+
+struct dirent_snap {
+	char *name;
+	struct stat st;  /* st_ino 0: not yet known */
+};
+
+struct dir_handle {
+	struct dirent_snap *ents;
+	size_t n, cap;
+	char *path;      /* NULL for .versions directories */
+	struct node *meta;
+};
+
+static void dir_add(void *ctx, const char *name, struct stat *st)
+{
+	struct dir_handle *dh = ctx;
+	if (dh->n == dh->cap) {
+		size_t cap = dh->cap ? dh->cap * 2 : 32;
+		struct dirent_snap *e = realloc(dh->ents, cap * sizeof(*e));
+		if (!e)
+			return;
+		dh->ents = e;
+		dh->cap = cap;
+	}
+	dh->ents[dh->n].name = strdup(name);
+	dh->ents[dh->n].st = *st;
+	dh->n++;
+}
+
+static int add_child(const char *name, const vc_entry *e, void *ctx)
+{
+	struct stat st;
+	attr_from_entry(&st, e, 0);
+	dir_add(ctx, name, &st);
+	return 0;
+}
+
+static void add_pending(struct draft *d, void *ctx)
+{
+	struct stat st;
+	attr_of_pending(&st, d, 0);
+	dir_add(ctx, path_base(d->path), &st);
+}
+
+static int snapshot_dir(struct node *n, struct dir_handle *dh)
+{
+	struct stat dot = { .st_mode = S_IFDIR };
+	dir_add(dh, ".", &dot);
+	dir_add(dh, "..", &dot);
+	if (is_meta(n)) {
+		dh->meta = n;
+		return meta_readdir(n, dir_add, dh);
+	}
+	if (n->kind != N_DIR)
+		return -ENOTDIR;
+	if (!n->path)
+		return -ENOENT;
+	dh->path = strdup(n->path);
+	int rc = vc_list_dir(fs.store, n->path, add_child, dh);
+	if (rc)
+		return rc;
+	drafts_pending_in(n->path, add_pending, dh);
+	if (fs.showmeta && n->ino == FUSE_ROOT_ID) {
+		struct stat st = { .st_mode = S_IFREG };
+		dir_add(dh, CONTROL_NAME, &st);
+		st = (struct stat){ .st_mode = S_IFDIR };
+		dir_add(dh, VERSIONS_NAME, &st);
+	}
+	return 0;
+}
+
+static void dir_free(struct dir_handle *dh)
+{
+	for (size_t i = 0; i < dh->n; i++)
+		free(dh->ents[i].name);
+	free(dh->ents);
+	free(dh->path);
+	free(dh);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dir_handle *dh = calloc(1, sizeof(*dh));
+	lock();
+	struct node *n = node_by_ino(ino);
+	int rc = !dh ? -ENOMEM : !n ? -ENOENT : snapshot_dir(n, dh);
+	unlock_send(NULL);
+	if (rc) {
+		if (dh)
+			dir_free(dh);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)dh;
+	fuse_reply_open(req, fi);
+}
+
+/* The entry of one listed name, as a lookup would give it. */
+static int dir_entry(struct dir_handle *dh, size_t i, struct fuse_entry_param *e)
+{
+	struct dirent_snap *s = &dh->ents[i];
+	if (!strcmp(s->name, ".") || !strcmp(s->name, "..")) {
+		*e = (struct fuse_entry_param){ .attr = s->st };
+		return 0;
+	}
+	if (dh->meta)
+		return meta_lookup(dh->meta, s->name, e);
+	if (!*dh->path && (!strcmp(s->name, CONTROL_NAME) || !strcmp(s->name, VERSIONS_NAME)))
+		return meta_lookup_root(s->name, e);
+	char *path = path_join(dh->path, s->name);
+	int rc = path ? entry_for_path(path, e) : -ENOMEM;
+	free(path);
+	if (!rc && !e->ino)
+		rc = -ENOENT; /* gone since opendir */
+	return rc;
+}
+
+static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+			   bool plus)
+{
+	struct dir_handle *dh = (struct dir_handle *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	lock();
+	for (size_t i = (size_t)off; i < dh->n; i++) {
+		struct fuse_entry_param e;
+		if (dir_entry(dh, i, &e))
+			continue;
+		size_t sz = plus ? fuse_add_direntry_plus(req, buf + used, size - used,
+							  dh->ents[i].name, &e, (off_t)i + 1)
+				 : fuse_add_direntry(req, buf + used, size - used,
+						     dh->ents[i].name, &e.attr, (off_t)i + 1);
+		bool counted = e.ino != 0;
+		if (sz > size - used) {
+			/* Did not fit: the kernel will not count this lookup. */
+			if (counted)
+				node_forget(node_by_ino(e.ino), 1);
+			break;
+		}
+		/* Plain readdir does not count lookups either. */
+		if (!plus && counted)
+			node_forget(node_by_ino(e.ino), 1);
+		used += sz;
+	}
+	unlock_send(NULL);
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	dir_free((struct dir_handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	/* Every change is durable when its request returns. */
+	fuse_reply_err(req, 0);
+}
+
+/* ---- the filesystem ------------------------------------------------------ */
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs sv;
+	char *dir = strdup(fs.store_path);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	/* Space is the store's: report the filesystem that holds it. */
+	int rc = dir && statvfs(dir, &sv) == 0 ? 0 : errno ? errno : ENOMEM;
+	free(dir);
+	if (rc) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	sv.f_namemax = VC_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* O_TRUNC arrives with open, so truncation lands in the draft and
+	 * never shows an empty live file. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_READDIRPLUS) {
+		conn->want |= FUSE_CAP_READDIRPLUS;
+		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	}
+	/* Writes must reach the daemon as they happen. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+const struct fuse_lowlevel_ops verconf_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.create = op_create,
+};

@@ -1,0 +1,182 @@
+/*
+ * verconfd: the FUSE daemon.  Shared declarations of its parts:
+ *   main.c     options, store opening, import, mount, the session loop
+ *   nodes.c    the in-memory inode table (what the kernel has looked up)
+ *   drafts.c   uncommitted bytes of files open for writing, and commit
+ *   ops.c      the FUSE low-level operations on the tree
+ *   meta.c     the virtual .control file and .versions/ tree
+ *   gate.c     the JSON gate and log lines
+ *
+ * The model (see README "Design"): every committed version of a file gets
+ * its own inode.  Versions never change, so their page cache never needs to
+ * be invalidated (keep_cache); a commit or a switch only re-points the name,
+ * which the daemon tells the kernel with an entry invalidation, exactly what
+ * a rename-replace does on a local filesystem.  A handle opened earlier
+ * keeps reading its own version.  Handles opened for writing share a draft
+ * per path and use direct I/O, so draft bytes never enter a cache that
+ * readers share.
+ *
+ * Locking: one mutex (fs.lock) guards the node table, the drafts and the
+ * store handle.  Kernel notifications are sent only after it is released:
+ * the kernel may hold a directory lock while it waits for a reply that
+ * needs fs.lock.
+ */
+#ifndef VERCONFD_H
+#define VERCONFD_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "store.h"
+
+enum validate_mode { VALIDATE_STRICT, VALIDATE_WARN, VALIDATE_OFF };
+
+/* Options and global state. */
+struct fs {
+	pthread_mutex_t lock;
+	vc_store *store;
+	struct fuse_session *se;
+	char *store_path;   /* absolute */
+	char *mountpoint;   /* absolute */
+	enum validate_mode validate;
+	bool sync_normal;
+	bool showmeta;
+	bool noimport;
+	bool foreground;
+	size_t max_file_size;
+	uid_t owner_uid;    /* the mounting user: owns .control */
+	gid_t owner_gid;
+	char last_error[512];
+	char last_rejection[512];
+};
+extern struct fs fs;
+
+/* ---- nodes.c -------------------------------------------------------- */
+
+enum node_kind {
+	N_DIR,     /* a live directory, keyed by path */
+	N_FILE,    /* one committed version of a file or symlink */
+	N_PENDING, /* created, not yet committed: empty to readers */
+	N_CONTROL, /* /.control */
+	N_VROOT,   /* /.versions */
+	N_VDIR,    /* /.versions/PATH: children or version ids of PATH */
+	N_VFILE,   /* /.versions/PATH/ID: one version, read-only */
+};
+
+struct node {
+	fuse_ino_t ino;
+	enum node_kind kind;
+	char *path;       /* current path; NULL once unlinked (N_FILE) */
+	vc_id version;    /* N_FILE, N_VFILE: the version shown */
+	uint64_t nlookup;
+	bool keyed;       /* reachable by key (see node_rekey) */
+	struct stat attr; /* snapshot served by getattr */
+};
+
+void nodes_init(void);
+struct node *node_by_ino(fuse_ino_t ino);
+/* Find or create the node for a key; bumps nlookup.  path is copied. */
+struct node *node_get(enum node_kind kind, const char *path, vc_id version);
+struct node *node_find(enum node_kind kind, const char *path, vc_id version);
+void node_forget(struct node *n, uint64_t nlookup);
+/* Change what a node shows (same bytes): rename, chmod, commit of a pending file. */
+void node_rekey(struct node *n, enum node_kind kind, const char *path, vc_id version);
+/* The name is gone (unlink, rmdir, replaced): reachable by inode number only. */
+void node_detach(struct node *n);
+/* Call fn for every node whose path is p or lies below p. */
+void nodes_under(const char *p, void (*fn)(struct node *n, void *ctx), void *ctx);
+
+/* ---- drafts.c ------------------------------------------------------- */
+
+struct draft {
+	char *path;
+	char *buf;
+	size_t len, cap;
+	int refs;          /* write handles sharing it */
+	bool dirty;        /* bytes not yet committed */
+	bool pending;      /* path has no committed version yet (create) */
+	bool orphaned;     /* path unlinked: never commit */
+	enum vc_op op;     /* what the next commit records */
+	uint32_t mode, uid, gid; /* for a pending file */
+	struct timespec created;
+	pid_t writers[8];  /* processes holding write handles (for their fstat) */
+};
+
+struct draft *draft_find(const char *path);
+/* Open (or join) the draft of path; base is the live content when new. */
+int draft_open(const char *path, bool truncate, struct draft **out);
+int draft_create(const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
+		 struct draft **out);
+void draft_put(struct draft *d);
+void draft_add_writer(struct draft *d, pid_t pid);
+void draft_remove_writer(struct draft *d, pid_t pid);
+bool draft_has_writer(const struct draft *d, pid_t pid);
+int draft_write(struct draft *d, const char *buf, size_t size, off_t off, bool append,
+		size_t *written);
+int draft_truncate(struct draft *d, off_t size);
+/* Commit d if dirty.  On success *moved tells whether the head moved. */
+int draft_commit(struct draft *d, const vc_actor *a, bool *moved);
+/* Rename/unlink bookkeeping: an unlinked draft's handles write into nothing. */
+void drafts_rename(const char *from, const char *to);
+void draft_unlink(const char *path);
+/* Visit pending drafts directly inside directory dir. */
+void drafts_pending_in(const char *dir, void (*fn)(struct draft *d, void *ctx), void *ctx);
+
+/* ---- gate.c --------------------------------------------------------- */
+
+/* 0 if path may become live with these bytes; else fills reason. */
+int gate_check(const char *path, const char *buf, size_t len, char *reason, size_t rlen);
+void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void actor_of(fuse_req_t req, vc_actor *a);
+void actor_self(vc_actor *a);
+
+/* ---- invalidations (ops.c) ------------------------------------------ */
+
+/* Entries and inodes to invalidate once fs.lock is released. */
+struct inval {
+	fuse_ino_t parent; /* with name: a directory entry */
+	char *name;
+	fuse_ino_t ino;    /* without name: an inode's attributes */
+};
+struct invals {
+	size_t n, cap;
+	struct inval *item;
+};
+void inval_path(struct invals *iv, const char *path);
+void inval_inode(struct invals *iv, fuse_ino_t ino);
+void invals_send(struct invals *iv);
+
+/* ---- helpers shared by ops.c and meta.c ----------------------------- */
+
+char *path_join(const char *dir, const char *name);
+const char *path_base(const char *path);
+char *path_dir(const char *path);
+void attr_from_entry(struct stat *st, const vc_entry *e, fuse_ino_t ino);
+void attr_from_version(struct stat *st, const vc_version *v, fuse_ino_t ino);
+extern const double ENTRY_TIMEOUT;
+
+/* ---- meta.c --------------------------------------------------------- */
+
+#define CONTROL_NAME ".control"
+#define VERSIONS_NAME ".versions"
+void meta_init(void);
+int meta_lookup_root(const char *name, struct fuse_entry_param *e);
+int meta_lookup(struct node *parent, const char *name, struct fuse_entry_param *e);
+int meta_getattr(struct node *n, struct stat *st);
+int meta_open(struct node *n, struct fuse_file_info *fi);
+/* .control: the whole status text, malloc'd; the caller slices it. */
+int meta_read(struct node *n, struct fuse_file_info *fi, char **buf, size_t *len);
+int meta_write(fuse_req_t req, const char *buf, size_t size, struct invals *iv);
+void meta_release(struct fuse_file_info *fi);
+int meta_readdir(struct node *n, void (*add)(void *ctx, const char *name, struct stat *st),
+		 void *ctx);
+
+/* main.c */
+int import_tree(const char *dir);
+
+#endif

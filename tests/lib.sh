@@ -1,0 +1,78 @@
+# Shared helpers for the tests that mount verconfd.  Source it from a test:
+#   . "$(dirname "$0")/lib.sh"; mount_fs [-o ...]
+# Every test gets its own mktemp -d directory; the trap unmounts, ends the
+# daemon this test started (by its pid only) and removes the directory.
+set -euo pipefail
+
+VERCONFD=${VERCONFD:?VERCONFD must name the verconfd binary}
+T=$(mktemp -d "${TMPDIR:-/tmp}/verconf-test.XXXXXX")
+chmod 755 "$T"
+MNT=$T/mnt
+STORE=$T/store.db
+LOG=$T/daemon.log
+mkdir -p "$MNT"
+DAEMON_PID=
+
+fail() {
+	echo "FAIL: $*" >&2
+	[ -f "$LOG" ] && { echo "--- daemon log:" >&2; tail -30 "$LOG" >&2; }
+	exit 1
+}
+
+stop_daemon() {
+	if mountpoint -q "$MNT" 2>/dev/null; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+	fi
+	if [ -n "$DAEMON_PID" ]; then
+		for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
+		kill -9 "$DAEMON_PID" 2>/dev/null || true
+		wait "$DAEMON_PID" 2>/dev/null || true
+		DAEMON_PID=
+	fi
+}
+
+cleanup() {
+	stop_daemon
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# Mount STORE on MNT in the foreground (logs to $LOG); extra args go to verconfd.
+mount_fs() {
+	"$VERCONFD" "$STORE" "$MNT" -f "$@" >>"$LOG" 2>&1 &
+	DAEMON_PID=$!
+	for _ in $(seq 200); do
+		mountpoint -q "$MNT" && return 0
+		kill -0 "$DAEMON_PID" 2>/dev/null || { wait "$DAEMON_PID" || true; DAEMON_PID=; fail "verconfd exited before mounting"; }
+		sleep 0.05
+	done
+	fail "mount did not appear within 10 s"
+}
+
+umount_fs() {
+	fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
+	for _ in $(seq 200); do
+		kill -0 "$DAEMON_PID" 2>/dev/null || { wait "$DAEMON_PID" || fail "verconfd exited non-zero"; DAEMON_PID=; return 0; }
+		sleep 0.05
+	done
+	fail "verconfd did not exit within 10 s of unmount"
+}
+
+expect_eq() { # actual expected what
+	[ "$1" == "$2" ] || fail "$3: expected '$2', got '$1'"
+}
+
+expect_fail() { # errno-name command...: run command, expect failure mentioning the errno text
+	local want=$1; shift
+	local out
+	if out=$("$@" 2>&1); then fail "expected failure ($want) from: $*"; fi
+	case "$out" in *"$want"*) ;; *) fail "expected '$want' from: $* — got: $out" ;; esac
+}
+
+# Number of versions of PATH in history (rejected ones too), read through .versions.
+nversions() { ls "$MNT/.versions/$1" 2>/dev/null | wc -l; }
+
+# Python one-liners for syscalls the shell lacks.
+py() { python3 -c "$@"; }
+
+ok() { echo "ok - $*"; }
