@@ -882,7 +882,8 @@ static int open_err(vc_store *s, int rc, const char *what)
 
 	switch (rc & 0xff) {
 	case SQLITE_NOTADB:
-		return seterr(s, -EINVAL, "not a verconf store: %s: %s", s->file, what);
+		return seterr(s, -EINVAL, "not a verconf store: %s: %s (%s)", s->file,
+			      sqlite3_errmsg(s->db), what);
 	case SQLITE_CORRUPT:
 		return seterr(s, -EIO, "%s: store is corrupt (%s: %s)", s->file, what,
 			      sqlite3_errmsg(s->db));
@@ -1071,7 +1072,7 @@ static int take_writer_lock(vc_store *s)
 {
 	s->lockfd = open(s->file, O_RDONLY | O_CLOEXEC);
 	if (s->lockfd < 0)
-		return seterr(s, -errno, "%s: %s", s->file, strerror(errno));
+		return seterr(s, -errno, "%s: cannot open: %s", s->file, strerror(errno));
 	if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
 	if (errno == EWOULDBLOCK)
@@ -1105,6 +1106,10 @@ static int open_db(vc_store *s, const vc_actor *creator)
 		if (!(s->flags & VC_OPEN_CREATE) || ro)
 			return seterr(s, -EINVAL, "not a verconf store: %s: empty database",
 				      s->file);
+		/* A pre-existing empty file gets the mode a created one has; if
+		 * it is not ours to chmod, its owner chose its mode. */
+		if (chmod(s->file, 0600) < 0 && errno != EPERM)
+			return seterr(s, -errno, "%s: chmod: %s", s->file, strerror(errno));
 		if ((rc = enable_wal(s)) || (rc = init_store(s, creator)))
 			return rc;
 		if ((rc = query_int(s, "PRAGMA application_id", &appid)))

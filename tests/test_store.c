@@ -142,6 +142,7 @@ static const char *open_fails(const char *file, int flags, int want)
 		     strerror(-rc), want, err);
 	CHECK(s == NULL);
 	CHECK(err[0] != 0);
+	fprintf(stderr, "vc_open(%s): %s\n", file, err);
 	return err;
 }
 
@@ -491,8 +492,19 @@ static void t_rollback_activate(void)
 	CHECK_RC(vc_activate(S, v1, "a", &ACTOR), 0);
 	content_is("a", "v1");
 	CHECK_RC(vc_lookup(S, "a", &e2), 0);
-	CHECK(e2.mtime_ns >= e1.mtime_ns && e2.ctime_ns >= e1.ctime_ns);
-	CHECK(e2.mtime_ns > e1.head.created_ns || e2.mtime_ns == e1.mtime_ns);
+	/* A head move sets mtime and ctime to the move's time. */
+	{
+		struct jlist jl = { 0 };
+		vc_journal_filter f = { .uid = -1, .limit = 1 };
+
+		CHECK_RC(vc_list_journal(S, &f, add_journal, &jl), 0);
+		CHECK_EQ(jl.j[0].action, VC_ACT_ACTIVATE);
+		CHECK_EQ(jl.j[0].from_version, v3);
+		CHECK_EQ(jl.j[0].to_version, v1);
+		CHECK_EQ(e2.mtime_ns, jl.j[0].time_ns);
+		CHECK_EQ(e2.ctime_ns, jl.j[0].time_ns);
+		CHECK(e2.mtime_ns >= e1.mtime_ns);
+	}
 	/* Rollback goes back to what was shown before the last move: v3. */
 	CHECK_RC(vc_rollback(S, "a", &ACTOR, &now), 0);
 	CHECK_EQ(now, v3);
@@ -765,6 +777,16 @@ static void t_rmdir_nonempty(void)
 	close_store();
 }
 
+static int check_times(const char *name, const vc_entry *e, void *ctx)
+{
+	(void)ctx;
+	if (e->mtime_ns != e->head.created_ns || e->atime_ns != e->head.created_ns ||
+	    e->head.created_ns < 1000000000000000000LL)
+		fail(__FILE__, __LINE__, "%s: times %lld %lld, created %lld", name,
+		     (long long)e->atime_ns, (long long)e->mtime_ns, (long long)e->head.created_ns);
+	return 0;
+}
+
 static void t_tree_at(void)
 {
 	struct names n;
@@ -794,6 +816,8 @@ static void t_tree_at(void)
 	CHECK_STR(tree(s4, &n), live(&(struct names){ .n = 0 }));
 	CHECK_RC(vc_tree_at(S, s4 + 1, add_name, &n), -ENOENT);
 	/* Times of tree_at entries are the versions' creation times. */
+	CHECK_RC(vc_set_times(S, "a", 5, 5), 0);
+	CHECK_RC(vc_tree_at(S, s4, check_times, NULL), 0);
 	close_store();
 }
 
@@ -1092,11 +1116,13 @@ static void t_open_errors(void)
 	/* A zero-length file: initialised with CREATE, refused without. */
 	snprintf(dbfile, sizeof dbfile, "%s/empty.db", dir);
 	write_file(dbfile, "", 0);
+	CHECK(chmod(dbfile, 0644) == 0);
 	msg = open_fails(dbfile, VC_OPEN_WRITER, -EINVAL);
 	CHECK(strstr(msg, "not a verconf store"));
 	new_store();
 	CHECK_EQ(head_of(""), 1);
 	close_store();
+	CHECK(stat(dbfile, &st) == 0 && (st.st_mode & 0777) == 0600);
 }
 
 /* A pipe-driven child: parent and child wait for each other's byte. */
@@ -1226,16 +1252,32 @@ static void t_crash(void)
 
 	S = open_store(VC_OPEN_WRITER);
 	FSCK_CLEAN();
+	/* Every reported commit is there, with its content, and is (or
+	 * precedes) its path's head. */
 	for (size_t i = 0; i < n; i++) {
+		char path[32], data[64];
 		vc_version v;
 
+		snprintf(path, sizeof path, i % 3 ? "f" : "n%zu", i);
+		snprintf(data, sizeof data, "content %zu", i);
 		CHECK_RC(vc_get_version(S, ids[i], &v), 0);
+		CHECK_STR(v.path, path);
 		CHECK(i == 0 || ids[i] > ids[i - 1]);
+		CHECK(head_of(path) >= ids[i]);
+		if (i % 3 == 0)
+			CHECK_EQ(head_of(path), ids[i]);
+		/* This version's bytes (content_is reads the head). */
+		{
+			void *buf;
+			size_t len;
+
+			CHECK_RC(vc_read_content(S, ids[i], &buf, &len), 0);
+			CHECK(len == strlen(data) && !memcmp(buf, data, len));
+			free(buf);
+		}
 		max = ids[i];
 	}
-	/* The head of f is at least the newest reported version of f. */
 	CHECK(last_seq() >= (vc_id)n + 1);
-	CHECK(head_of("n0") > 1);
 	CHECK(max > 1);
 	close_store();
 }
