@@ -46,6 +46,10 @@ static int json_check(const char *buf, size_t len, char *reason, size_t rlen)
 		snprintf(reason, rlen, "invalid JSON: empty file");
 		return -1;
 	}
+	if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3)) {
+		snprintf(reason, rlen, "invalid JSON at line 1, column 1: byte order mark");
+		return -1;
+	}
 	if (memchr(buf, '\0', len)) {
 		size_t off = (const char *)memchr(buf, '\0', len) - buf;
 		int line, col;

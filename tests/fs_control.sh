@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Rule 7: .control — hidden, 0600, commands with ioctl-like return codes, status.
+. "$(dirname "$0")/lib.sh"
+mount_fs
+cd "$MNT"
+
+expect_eq "$(stat -c '%a %u' .control)" "600 0" ".control mode and owner"
+ls -a | grep -q '^\.control$' && fail ".control listed by readdir"
+ls -a | grep -q '^\.versions$' && fail ".versions listed by readdir"
+ok "hidden, 0600"
+
+printf '{"v": 1}\n' > config.json; v1=$(ls .versions/config.json)
+printf '{"v": 2}\n' > config.json; v2=$(ls .versions/config.json | sort -n | tail -1)
+echo "$v1" > .control
+expect_eq "$(cat config.json)" '{"v": 1}' "bare id rolls back"
+echo "activate $v2" > .control
+expect_eq "$(cat config.json)" '{"v": 2}' "activate rolls forward"
+echo "rollback config.json" > .control
+expect_eq "$(cat config.json)" '{"v": 1}' "rollback PATH"
+echo "rollback /config.json" > .control
+expect_eq "$(cat config.json)" '{"v": 2}' "rollback with leading slash"
+ok "activate, bare id, rollback"
+
+# restore @SEQ and restore TIME: a multi-file deploy back in one step
+printf 'a1' > a.conf; printf 'b1' > b.conf
+seq=$(sed -n 's/^seq: //p' .control)
+sleep 1.1; t=$(date -u +%Y-%m-%dT%H:%M:%SZ); sleep 1.1
+printf 'a2' > a.conf; printf 'b2' > b.conf; printf 'c2' > c.conf
+echo "restore @$seq" > .control
+expect_eq "$(cat a.conf)$(cat b.conf)" "a1b1" "restore @SEQ"
+[ ! -e c.conf ] || fail "a path created after SEQ survived the restore"
+printf 'a3' > a.conf
+echo "restore $t" > .control
+expect_eq "$(cat a.conf)$(cat b.conf)" "a1b1" "restore TIME"
+ok "restore @SEQ and TIME"
+
+# Errors: errno, no change, a clear last-error.
+before=$(cat config.json)
+w() { py "
+import os, sys
+fd=os.open('$MNT/.control', os.O_WRONLY)
+try:
+    os.write(fd, os.fsencode(sys.argv[1]))
+    print('ok')
+except OSError as e:
+    print(os.strerror(e.errno))
+" "$1"; }
+expect_eq "$(w '999999')" "No such file or directory" "unknown id"
+expect_eq "$(w 'activate 0')" "Invalid argument" "zero id"
+expect_eq "$(w 'activate -5')" "Invalid argument" "negative id"
+expect_eq "$(w 'activate 99999999999999999999999')" "Invalid argument" "huge id"
+expect_eq "$(w 'activate x1')" "Invalid argument" "non-numeric id"
+expect_eq "$(w $'\n')" "Invalid argument" "empty command"
+expect_eq "$(w '')" "ok" "a zero-length write is no command (the kernel never sends it)"
+expect_eq "$(w $'\x01\x02\xff')" "Invalid argument" "binary garbage"
+expect_eq "$(w "$(printf 'x%.0s' $(seq 9000))")" "Invalid argument" "very long line"
+expect_eq "$(w $'activate 1\nactivate 2\n')" "Invalid argument" "several commands in one write"
+expect_eq "$(w 'frobnicate 3')" "Invalid argument" "unknown command"
+expect_eq "$(w 'rollback ../etc/passwd')" "Invalid argument" "path with .."
+expect_eq "$(w 'rollback nosuch.conf')" "No such file or directory" "rollback of unknown path"
+expect_eq "$(w 'restore @99999999')" "No such file or directory" "restore beyond the journal"
+expect_eq "$(w 'restore yesterday')" "Invalid argument" "restore with a bad time"
+expect_eq "$(cat config.json)" "$before" "nothing changed"
+grep -q '^last-error: ' .control || fail "no last-error line"
+ok "errors"
+
+# Status lists live paths with id, size and sha256 prefix.
+grep -qP "^\d+\t9\t[0-9a-f]{12}\tconfig.json$" .control || fail "status line for config.json: $(cat .control)"
+grep -q "^store: $STORE$" .control || fail "status names the store"
+cd /
+umount_fs
+mount_fs -o showmeta
+ls -a "$MNT" | grep -q '^\.control$' || fail "showmeta does not list .control"
+umount_fs
+ok "status, showmeta"
