@@ -8,8 +8,10 @@
  * newline, a symlink; a "deploy" a second later (nested JSON changes, a
  * rejected JSON), a rename, a delete and its restore, a multi-file restore
  * to before the deploy, and finally one more rejected write.
+ *
+ * tool_fixture hold STORE: open STORE as its writer (as a daemon would),
+ * print "ready", and keep it until standard input ends.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,19 +114,37 @@ static vc_id deploy(void)
 	return db2;
 }
 
-int main(int argc, char **argv)
+static void open_writer(const char *file)
 {
 	char err[256] = "";
+	int rc = vc_open(file, VC_OPEN_CREATE | VC_OPEN_WRITER | VC_OPEN_SYNC_NORMAL, &admin, &store,
+			 err, sizeof err);
+	if (rc < 0) {
+		fprintf(stderr, "tool_fixture: %s: %s\n", file, err);
+		exit(1);
+	}
+}
+
+static int hold(const char *file)
+{
+	open_writer(file);
+	printf("ready\n");
+	fflush(stdout);
+	while (getchar() != EOF)
+		;
+	vc_close(store);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "hold") == 0)
+		return hold(argv[2]);
 	if (argc != 2) {
-		fprintf(stderr, "usage: tool_fixture STORE\n");
+		fprintf(stderr, "usage: tool_fixture STORE | tool_fixture hold STORE\n");
 		return 2;
 	}
-	int rc = vc_open(argv[1], VC_OPEN_CREATE | VC_OPEN_WRITER | VC_OPEN_SYNC_NORMAL, &admin,
-			 &store, err, sizeof err);
-	if (rc < 0) {
-		fprintf(stderr, "tool_fixture: %s: %s\n", argv[1], err);
-		return 1;
-	}
+	open_writer(argv[1]);
 	initial_tree();
 	vc_id before_deploy = last_seq();
 	printf("SEQ_BEFORE_DEPLOY=%lld\n", (long long)before_deploy);

@@ -189,13 +189,17 @@ static void print_cell(const char *s, size_t width, bool right, bool last)
 		printf("%s%*s", s, (int)pad, "");
 }
 
+/* Trailing empty cells print nothing, so that no line ends in blanks. */
 static void print_row(const struct table *t, const char *const *cells, const size_t *widths,
 		      const char *color)
 {
+	size_t n = t->ncols;
+	while (n > 1 && !*cells[n - 1])
+		n--;
 	if (color)
 		fputs(color, stdout);
-	for (size_t i = 0; i < t->ncols; i++) {
-		bool last = i + 1 == t->ncols;
+	for (size_t i = 0; i < n; i++) {
+		bool last = i + 1 == n;
 		print_cell(cells[i], widths[i], t->right_aligned & (1u << i), last);
 		if (!last)
 			fputs("  ", stdout);
