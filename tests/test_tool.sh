@@ -482,7 +482,7 @@ mount_store() {
 	[ -n "$VERCONFD" ] && [ -x "$VERCONFD" ] || { echo "no verconfd: skipped"; exit 77; }
 	[ -c /dev/fuse ] && command -v fusermount3 >/dev/null || { echo "no FUSE: skipped"; exit 77; }
 	mkdir -p "$mnt"
-	"$VERCONFD" "$work/s.db" "$mnt" -f >"$work/daemon.log" 2>&1 &
+	"$VERCONFD" "$work/s.db" "$mnt" -f "$@" >"$work/daemon.log" 2>&1 &
 	daemon_pid=$!
 	for _ in $(seq 100); do
 		[ -r "$mnt/.control" ] && break
@@ -531,6 +531,96 @@ t_mount_rollback() {
 	run 0 "$VERCONF" -C "$mnt" restore --at "$SEQ_BEFORE_DEPLOY"
 	[ -f "$mnt/notes.txt" ] && [ ! -e "$mnt/readme.txt" ] || fail "restore --at SEQ"
 	run 1 "$VERCONF" -C "$mnt" restore --at 99999
+}
+
+# A store written by a real verconfd session: two uids (root and nobody,
+# through allow_other), a rejected JSON, a rename, a delete and its
+# restore, a multi-file restore; then every read command on it, served.
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+
+# nobody_write FILE TEXT: write through the mount as nobody; prints the
+# errno name close(2) failed with, or "ok".
+nobody_write() {
+	as_nobody /usr/bin/python3 -c '
+import os, sys, errno
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.write(fd, sys.argv[2].encode())
+try:
+    os.close(fd); print("ok")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$1" "$2"
+}
+
+session_history() {
+	printf '{"database": {"host": "db", "port": 5432}, "feature_flags": {}}\n' >"$mnt/config.json"
+	printf 'v1\n' >"$mnt/notes.txt"
+	chmod 666 "$mnt/config.json"
+	sleep 1.1
+	T1=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	sleep 1.1
+	[ "$(nobody_write "$mnt/config.json" '{"database": {"host": "db", "port": 5433},
+ "feature_flags": {"new_api": true}}')" = ok ] || fail "nobody's write"
+	[ "$(nobody_write "$mnt/config.json" '{"database": ')" = EINVAL ] || fail "broken JSON accepted"
+	mv "$mnt/notes.txt" "$mnt/readme.txt"
+	rm "$mnt/readme.txt"
+}
+
+t_mount_session() {
+	id nobody >/dev/null 2>&1 || { echo "no user nobody: skipped"; exit 77; }
+	chmod 755 "$work"
+	mount_store -o allow_other
+	session_history
+	local V=("$VERCONF" -C "$mnt")
+	run 0 "${V[@]}" log config.json --json
+	py '
+v = d["versions"]
+assert {x["actor"]["uid"] for x in v} == {0, 65534}, v
+rej = [x for x in v if x["status"] == "rejected"]
+assert len(rej) == 1 and "JSON" in rej[0]["reason"] and rej[0]["actor"]["comm"] == "python3"
+assert v[1]["live"] and v[1]["actor"]["user"] == "nobody"'
+	local old new rejected
+	old=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["versions"][2]["id"])' "$work/out")
+	new=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["versions"][1]["id"])' "$work/out")
+	rejected=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["versions"][0]["id"])' "$work/out")
+	run 0 "${V[@]}" log config.json
+	row "$new" | grep -q " nobody(65534) [0-9]* python3 .* config.json live$" || fail "nobody's row: $(row "$new")"
+	row "$rejected" | grep -q " config.json rejected: .*JSON" || fail "rejected row: $(row "$rejected")"
+	run 1 "${V[@]}" diff --keys "$old"
+	[ "$(cat "$work/out")" = '.database.port: 5432 -> 5433
++.feature_flags.new_api: true' ] || fail "keys: $(cat "$work/out")"
+	run 1 "${V[@]}" diff "$old" "$mnt/config.json"
+	has '+++ config.json@'"$new"
+	# The deleted file back, through .control.
+	run 0 "${V[@]}" log --all readme.txt --json
+	local readme
+	readme=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["versions"][0]["id"])' "$work/out")
+	run 0 "${V[@]}" activate "$readme"
+	[ "$(cat "$mnt/readme.txt")" = v1 ] || fail "restored readme.txt"
+	# The whole tree back to T1: two paths move at once.
+	run 0 "${V[@]}" restore --at "$T1"
+	[ ! -e "$mnt/readme.txt" ] && [ -e "$mnt/notes.txt" ] || fail "multi-file restore"
+	grep -q '"port": 5432' "$mnt/config.json" || fail "config.json after restore"
+	run 0 "${V[@]}" journal --json
+	py '
+acts = [x["action"] for x in d["entries"]]
+assert {"commit", "rename", "delete", "activate", "restore"} <= set(acts), acts
+assert acts[:3].count("restore") >= 2, acts'
+	run 0 "${V[@]}" status
+	row config.json | grep -q " restore root(0) " || fail "status: $(row config.json)"
+	run 0 "${V[@]}" tree --at "$T1" --json
+	py 'assert sorted(x["path"] for x in d["entries"]) == ["", "config.json", "notes.txt"]'
+	run 0 "${V[@]}" show config.json --at "@$(vc journal -n 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"][0]["seq"])')"
+	grep -q '"port": 5432' "$work/out" || fail "show --at"
+	run 0 "${V[@]}" fsck
+	run 0 "${V[@]}" export "$work/x"
+	cmp "$work/x/config.json" "$mnt/config.json" || fail "export of a served store"
+	# Without -C: the store named, its mount found in /proc/self/mountinfo.
+	run 0 vc log "$mnt/notes.txt" --json
+	py 'assert {x["path"] for x in d["versions"]} == {"notes.txt"}'
+	run 0 vc rollback config.json
+	grep -q '"port": 5433' "$mnt/config.json" || fail "rollback without -C"
+	run 3 vc import "$work/x"
+	has "served by a daemon" err
 }
 
 fn=t_${scenario//-/_}
