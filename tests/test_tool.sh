@@ -86,6 +86,12 @@ t_help() {
 		run 0 "$VERCONF" "$cmd" --help
 		has "Usage: verconf $cmd"
 	done
+	# The man page documents each command and its JSON.
+	local man
+	man=$(dirname "$(realpath "$0")")/../tools/verconf.1
+	for cmd in $cmds; do
+		grep -qE "^(\\fB|\.BI? \"?)$cmd( |\\fR|$)" "$man" || fail "verconf.1 lacks $cmd"
+	done
 	run 2 "$VERCONF"
 	run 2 "$VERCONF" frobnicate
 	has "unknown command" err

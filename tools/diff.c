@@ -252,7 +252,7 @@ static bool plain_key(const char *key)
 	if (!*key || isdigit((unsigned char)*key))
 		return false;
 	for (; *key; key++)
-		if (!isalnum((unsigned char)*key) && *key != '_' && *key != '-')
+		if (!isalnum((unsigned char)*key) && *key != '_')
 			return false;
 	return true;
 }
