@@ -143,6 +143,14 @@ t_log() {
 	# Local times.
 	TZ=Asia/Kolkata run 0 vc log -n 1
 	awk 'NR == 2 {print $2}' "$work/out" | grep -q '+05:30$' || fail "local time: $(cat "$work/out")"
+	# Colour only on a terminal, or when asked.
+	hasnt $'\033['
+	run 0 vc log --color=always -n 3
+	has $'\033[1mID'
+	has $'\033[31m'
+	run 0 vc log --color=never -n 3
+	hasnt $'\033['
+	run 2 vc log --color=sometimes
 	run 1 vc log no/such/path
 	has "no such path" err
 }
@@ -525,9 +533,13 @@ t_mount_rollback() {
 	run 1 "$VERCONF" -C "$mnt" rollback config.json --to "$DB1"
 	has "is of conf.d/10-db.json" err
 	run 0 "$VERCONF" -C "$mnt" rollback config.json --to "$CFG2"
+	has "config.json: version $CFG2 is live"
 	grep -q '"port": 5433' "$mnt/config.json" || fail "rollback --to"
 	run 0 "$VERCONF" -C "$mnt" rollback config.json
+	has "config.json: version $CFG1 is live"
 	grep -q '"port": 5432' "$mnt/config.json" || fail "rollback"
+	run 1 "$VERCONF" -C "$mnt" rollback config.json --to 99999
+	has "no version 99999" err
 	run 0 "$VERCONF" -C "$mnt" rollback config.json --at "$T_BEFORE_RESTORE"
 	grep -q '"port": 5433' "$mnt/config.json" || fail "rollback --at"
 	run 1 "$VERCONF" -C "$mnt" rollback readme.txt --at "$SEQ_BEFORE_DEPLOY"

@@ -184,9 +184,12 @@ static int store_of_mount(struct ctx *c)
 {
 	char *status;
 	int rc = read_control_status(c->mount_arg, &status);
+	if (rc == -ENOENT || rc == -ENOTDIR)
+		return fail(EXIT_STORE, "%s is not a verconfd mount (it has no .control)",
+			    c->mount_arg);
 	if (rc < 0)
-		return fail(EXIT_STORE, "%s is not a verconfd mount (cannot read %s/.control: %s)",
-			    c->mount_arg, c->mount_arg, strerror(-rc));
+		return fail(EXIT_STORE, "cannot read %s/.control: %s%s", c->mount_arg,
+			    strerror(-rc), rc == -EACCES ? " (it belongs to the user who mounted)" : "");
 	c->store_file = status_value(status, "store");
 	free(status);
 	if (!c->store_file)
