@@ -343,6 +343,10 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *opts)
 	}
 	fuse_session_unmount(fs.se);
 	log_msg(LOG_INFO, "unmounted %s", fs.mountpoint);
+	/* libfuse reports the signal that ended the loop; SIGTERM, SIGINT and
+	 * SIGHUP are the ordinary ways to stop: a clean exit. */
+	if (ret > 0)
+		ret = 0;
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
 out_destroy:
