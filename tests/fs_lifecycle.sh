@@ -64,6 +64,27 @@ expect_eq "$(ls "$MNT" | wc -l)" 0 "noimport mounts an empty tree"
 umount_fs
 ok "noimport"
 
+# max_file_size: exactly the limit works; one byte over is EFBIG and commits nothing.
+mount_fs -o max_file_size=4K
+head -c 4096 /dev/zero > "$MNT/big.bin" || fail "a file of exactly max_file_size"
+py "
+import os, errno
+fd=os.open('$MNT/big.bin', os.O_WRONLY|os.O_APPEND)
+try:
+    os.write(fd, b'x'); raise SystemExit('write past max_file_size accepted')
+except OSError as e:
+    assert e.errno == errno.EFBIG, e
+os.close(fd)
+try:
+    os.truncate('$MNT/big.bin', 4097); raise SystemExit('truncate past max_file_size accepted')
+except OSError as e:
+    assert e.errno == errno.EFBIG, e
+"
+expect_eq "$(stat -c %s "$MNT/big.bin")" 4096 "nothing committed past the limit"
+expect_eq "$(ls "$MNT/.versions/big.bin" | wc -l)" 1 "one version"
+umount_fs
+ok "max_file_size and EFBIG"
+
 # Options: bad values are refused with a message; -h and -V work; -o ro is read-only.
 for bad in validate=maybe sync=sometimes max_file_size=lots max_file_size=0; do
 	if "$VERCONFD" "$STORE" "$MNT" -f -o $bad >"$T/bad.log" 2>&1; then fail "-o $bad accepted"; fi
