@@ -190,6 +190,12 @@ t_log_filters() {
 	run 0 vc log --since 1h --json
 	py 'assert len(d["versions"]) >= 10'
 	run 0 vc log --since 2026-01-01 --until "$(date -u +%Y-%m-%dT%H:%M:%S)Z" --json
+	run 0 vc log --since "$(date -d yesterday +%Y-%m-%d) 00:00" --json
+	py 'assert len(d["versions"]) >= 10'
+	run 0 vc log --since "$(date -u +%Y-%m-%dT%H:%M:%S)+01:00" --json
+	py 'assert len(d["versions"]) >= 10'
+	run 0 vc log --since "$(date -u -d '+2 hours' +%Y-%m-%dT%H:%M:%S.5)+01:00" --json
+	py 'assert d["versions"] == []'
 	run 0 vc log --until 1d --json
 	py 'assert d["versions"] == []'
 	run 0 vc log config.json conf.d/10-db.json --json

@@ -187,6 +187,15 @@ int parse_at(struct ctx *c, const char *s, vc_id *seq)
 	return EXIT_OK;
 }
 
+int at_option(void *state, int opt, const char *arg)
+{
+	struct at_option *a = state;
+	if (opt != OPT_AT)
+		return -1;
+	a->at = arg;
+	return EXIT_OK;
+}
+
 bool parse_user(const char *s, int64_t *uid)
 {
 	if (all_digits(s)) {
@@ -224,7 +233,7 @@ int store_path_arg(struct ctx *c, const char *arg, char *out)
 		/* The mount as given and as resolved: either may be how the
 		 * user spells it.  Without -C, the mount of this store (if any)
 		 * is looked up on demand. */
-		if (!c->mount_dir && !c->mount_arg)
+		if (!c->mount_dir)
 			find_mount(c, true);
 		const char *r = under_dir(arg, c->mount_arg);
 		if (!r)

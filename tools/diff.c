@@ -213,14 +213,14 @@ static int diff_lines(struct ctx *c, const struct diff_opts *o, const struct sid
 			cJSON_AddNullToObject(doc, "diff");
 		free(text);
 		int rc = json_print(doc);
-		return rc != EXIT_OK ? rc : equal ? EXIT_OK : 1;
+		return rc != EXIT_OK ? rc : equal ? EXIT_OK : EXIT_DIFFERS;
 	}
 	if (binary && !equal)
 		printf("Binary versions %" PRId64 " and %" PRId64 " differ\n", a->v.id, b->v.id);
 	else if (text)
 		fputs(text, stdout);
 	free(text);
-	return equal ? EXIT_OK : 1;
+	return equal ? EXIT_OK : EXIT_DIFFERS;
 }
 
 /* ---- JSON key diff --------------------------------------------------- */
@@ -395,7 +395,7 @@ static int diff_keys(struct ctx *c, const struct side *a, const struct side *b)
 	cJSON_Delete(ja);
 	cJSON_Delete(jb);
 	free(d.path);
-	return rc != EXIT_OK ? rc : d.count ? 1 : EXIT_OK;
+	return rc != EXIT_OK ? rc : d.count ? EXIT_DIFFERS : EXIT_OK;
 }
 
 int cmd_diff(struct ctx *c, int argc, char **argv)

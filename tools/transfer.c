@@ -52,7 +52,7 @@ int cmd_fsck(struct ctx *c, int argc, char **argv)
 	} else {
 		fprintf(stderr, "verconf: %s: %d problem%s\n", c->store_file, n, n == 1 ? "" : "s");
 	}
-	return rc != EXIT_OK ? rc : n ? EXIT_NOTFOUND : EXIT_OK;
+	return rc != EXIT_OK ? rc : n ? EXIT_DIFFERS : EXIT_OK;
 }
 
 /* ---- export ---------------------------------------------------------- */
@@ -193,28 +193,16 @@ static int report_export(const struct ctx *c, const struct export_state *st, vc_
 	return json_print(doc);
 }
 
-struct at_value {
-	const char *at;
-};
-
-static int export_option(void *state, int opt, const char *arg)
-{
-	if (opt != OPT_AT)
-		return -1;
-	((struct at_value *)state)->at = arg;
-	return EXIT_OK;
-}
-
 int cmd_export(struct ctx *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		COMMON_OPTIONS, JSON_OPTION, { "at", required_argument, NULL, OPT_AT }, OPTIONS_END
 	};
 	const struct command *cmd = find_command("export");
-	struct at_value a = { 0 };
+	struct at_option a = { 0 };
 	struct entry_list l = { 0 };
 	vc_id seq;
-	int first, rc = parse_options(c, cmd, argc, argv, COMMON_SHORT, longopts, export_option, &a,
+	int first, rc = parse_options(c, cmd, argc, argv, COMMON_SHORT, longopts, at_option, &a,
 				      &first);
 	if (rc != EXIT_OK)
 		return rc;

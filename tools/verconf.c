@@ -197,19 +197,10 @@ static int store_of_mount(struct ctx *c)
 	return EXIT_OK;
 }
 
-/* -C given: remember the canonical mount directory (for paths and .control). */
-static int resolve_mount_dir(struct ctx *c)
-{
-	c->mount_dir = realpath(c->mount_arg, NULL);
-	if (!c->mount_dir)
-		return fail(EXIT_STORE, "%s: %s", c->mount_arg, strerror(errno));
-	return EXIT_OK;
-}
-
 int resolve_store_file(struct ctx *c)
 {
 	int rc;
-	if (c->mount_arg && (rc = resolve_mount_dir(c)) != EXIT_OK)
+	if (c->mount_arg && (rc = find_mount(c, false)) != EXIT_OK)
 		return rc;
 	if (c->store_arg) {
 		c->store_file = strdup(c->store_arg);

@@ -21,7 +21,8 @@
 /* Exit codes, as documented in verconf(1). */
 enum {
 	EXIT_OK = 0,
-	EXIT_NOTFOUND = 1, /* also: versions differ, fsck found problems */
+	EXIT_NOTFOUND = 1,
+	EXIT_DIFFERS = 1, /* also: fsck found problems */
 	EXIT_USAGE = 2,
 	EXIT_STORE = 3, /* store or mount error */
 };
@@ -126,6 +127,11 @@ bool parse_time(const char *s, int64_t *ns);
 /* --at SEQ|TIME: "@N" or "N" is a sequence number, anything else a time
  * resolved through the store.  Returns EXIT_OK or an exit code. */
 int parse_at(struct ctx *c, const char *s, vc_id *seq);
+/* --at SEQ|TIME, for the commands that take it. */
+struct at_option {
+	const char *at;
+};
+int at_option(void *state, int opt, const char *arg); /* an option_fn */
 /* A user name or uid for --user. */
 bool parse_user(const char *s, int64_t *uid);
 /*

@@ -11,19 +11,6 @@
 
 /* ---- show ------------------------------------------------------------ */
 
-struct at_option {
-	const char *at; /* --at SEQ|TIME */
-};
-
-static int at_option(void *state, int opt, const char *arg)
-{
-	struct at_option *a = state;
-	if (opt != OPT_AT)
-		return -1;
-	a->at = arg;
-	return EXIT_OK;
-}
-
 static const struct option at_longopts[] = {
 	COMMON_OPTIONS, JSON_OPTION, { "at", required_argument, NULL, OPT_AT }, OPTIONS_END
 };
@@ -173,6 +160,13 @@ static void format_owner(const vc_version *v, char *buf, size_t len)
 
 /* ---- status ---------------------------------------------------------- */
 
+/* A vc_journal_cb keeping the first entry listed. */
+static int take_journal_entry(const vc_journal_entry *j, void *ctx)
+{
+	*(vc_journal_entry *)ctx = *j;
+	return 1;
+}
+
 /* What status says about one live path beyond its head version. */
 struct path_status {
 	bool have_move;
@@ -180,14 +174,6 @@ struct path_status {
 	int rejected;          /* rejected versions since that move */
 	vc_version last_rejected;
 };
-
-static int take_last_move(const vc_journal_entry *j, void *ctx)
-{
-	struct path_status *ps = ctx;
-	ps->move = *j;
-	ps->have_move = true;
-	return 1;
-}
 
 static int count_rejection(const vc_version *v, void *ctx)
 {
@@ -205,7 +191,8 @@ static int path_status(struct ctx *c, const char *path, struct path_status *ps)
 {
 	vc_journal_filter jf = { .path = path, .uid = -1, .limit = 1 };
 	*ps = (struct path_status){ 0 };
-	int rc = vc_list_journal(c->store, &jf, take_last_move, ps);
+	int rc = vc_list_journal(c->store, &jf, take_journal_entry, &ps->move);
+	ps->have_move = rc > 0;
 	if (rc >= 0)
 		rc = vc_list_versions(c->store, path, 0, count_rejection, ps);
 	return rc < 0 ? store_fail(c, rc, "reading the history of %s", display_path(path)) : EXIT_OK;
@@ -360,10 +347,10 @@ static cJSON *json_tree_entry(struct ctx *c, const char *name, const vc_version 
 int64_t seq_time(struct ctx *c, vc_id seq)
 {
 	vc_journal_filter jf = { .uid = -1, .after_seq = seq - 1, .limit = 1, .oldest_first = 1 };
-	struct path_status ps = { 0 };
-	if (seq <= 0 || vc_list_journal(c->store, &jf, take_last_move, &ps) < 0 || !ps.have_move)
+	vc_journal_entry j = { 0 };
+	if (seq <= 0 || vc_list_journal(c->store, &jf, take_journal_entry, &j) <= 0)
 		return 0;
-	return ps.move.seq == seq ? ps.move.time_ns : 0;
+	return j.seq == seq ? j.time_ns : 0;
 }
 
 static int print_tree(struct ctx *c, vc_id seq, const struct entry_list *l)
