@@ -4,6 +4,7 @@
  * This file holds main(), the command table, the options every command
  * shares, and how the store is found and opened.  See verconf(1).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -101,8 +102,8 @@ static void print_main_help(FILE *out)
 
 static void print_command_help(const struct command *cmd)
 {
-	printf("Usage: verconf %s %s\n\n%s.\n\nOptions:\n%s%s", cmd->name, cmd->synopsis,
-	       cmd->summary, cmd->options, common_help);
+	printf("Usage: verconf %s %s\n\n%c%s.\n\nOptions:\n%s%s", cmd->name, cmd->synopsis,
+	       toupper((unsigned char)cmd->summary[0]), cmd->summary + 1, cmd->options, common_help);
 }
 
 int usage_error(const struct command *cmd, const char *fmt, ...)
