@@ -42,7 +42,7 @@ static struct draft *draft_new(const char *path)
 	return d;
 }
 
-static int draft_reserve(struct draft *d, size_t len)
+static int draft_grow(struct draft *d, size_t len)
 {
 	if (len <= d->cap)
 		return 0;
@@ -78,10 +78,13 @@ static int draft_load_head(struct draft *d)
 	return 0;
 }
 
-int draft_open(const char *path, bool truncate, struct draft **out)
+int draft_open(const char *path, bool truncate, bool redirected, struct draft **out)
 {
 	struct draft *d = draft_find(path);
-	if (d) {
+	if (d && redirected && d->reserved) {
+		/* The open a reservation was made for: it takes that ref. */
+		d->reserved--;
+	} else if (d) {
 		d->refs++;
 	} else {
 		d = draft_new(path);
@@ -103,6 +106,39 @@ int draft_open(const char *path, bool truncate, struct draft **out)
 	}
 	*out = d;
 	return 0;
+}
+
+/* A reservation holds a ref, so the draft outlives the handles being
+ * released while the redirected open is on its way back. */
+int draft_reserve(const char *path, struct draft **out)
+{
+	struct draft *d;
+	int rc = draft_open(path, false, false, &d);
+	if (rc)
+		return rc;
+	d->reserved++;
+	clock_gettime(CLOCK_MONOTONIC, &d->reserved_at);
+	*out = d;
+	return 0;
+}
+
+/* An open that was told ESTALE retries at once; a reservation that no open
+ * took within a few seconds (the caller died) is dropped. */
+bool draft_drop_stale_reservation(struct draft *d)
+{
+	struct timespec now;
+	if (!d->reserved)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - d->reserved_at.tv_sec < 5)
+		return false;
+	bool last = d->refs == d->reserved;
+	memset(&d->redirected, 0, sizeof(d->redirected));
+	for (int n = d->reserved; n > 0; n--) {
+		d->reserved--;
+		draft_put(d);
+	}
+	return last;
 }
 
 int draft_create(const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
@@ -132,30 +168,31 @@ void draft_put(struct draft *d)
 	free(d);
 }
 
-/* A handful of writer pids is enough: beyond that a writer's fstat shows
- * the live size, as any reader's does. */
-void draft_add_writer(struct draft *d, pid_t pid)
+/* A handful of pids is enough: beyond that a writer's fstat shows the
+ * live size, as any reader's does, and a writer that cannot be recorded
+ * for redirection gets ESTALE from open. */
+void pidset_add(struct pidset *s, pid_t pid)
 {
-	for (size_t i = 0; i < sizeof(d->writers) / sizeof(d->writers[0]); i++)
-		if (!d->writers[i]) {
-			d->writers[i] = pid;
+	for (size_t i = 0; i < PIDSET_MAX; i++)
+		if (!s->pid[i]) {
+			s->pid[i] = pid;
 			return;
 		}
 }
 
-void draft_remove_writer(struct draft *d, pid_t pid)
+void pidset_remove(struct pidset *s, pid_t pid)
 {
-	for (size_t i = 0; i < sizeof(d->writers) / sizeof(d->writers[0]); i++)
-		if (d->writers[i] == pid) {
-			d->writers[i] = 0;
+	for (size_t i = 0; i < PIDSET_MAX; i++)
+		if (s->pid[i] == pid) {
+			s->pid[i] = 0;
 			return;
 		}
 }
 
-bool draft_has_writer(const struct draft *d, pid_t pid)
+bool pidset_has(const struct pidset *s, pid_t pid)
 {
-	for (size_t i = 0; i < sizeof(d->writers) / sizeof(d->writers[0]); i++)
-		if (pid && d->writers[i] == pid)
+	for (size_t i = 0; i < PIDSET_MAX; i++)
+		if (pid && s->pid[i] == pid)
 			return true;
 	return false;
 }
@@ -169,7 +206,7 @@ int draft_write(struct draft *d, const char *buf, size_t size, off_t off, bool a
 		return -EINVAL;
 	if ((size_t)off + size > fs.max_file_size)
 		return -EFBIG;
-	int rc = draft_reserve(d, (size_t)off + size);
+	int rc = draft_grow(d, (size_t)off + size);
 	if (rc)
 		return rc;
 	/* A write past the end leaves a hole of zeros, as on disk. */
@@ -191,7 +228,7 @@ int draft_truncate(struct draft *d, off_t size)
 		return -EINVAL;
 	if ((size_t)size > fs.max_file_size)
 		return -EFBIG;
-	int rc = draft_reserve(d, (size_t)size);
+	int rc = draft_grow(d, (size_t)size);
 	if (rc)
 		return rc;
 	if ((size_t)size > d->len)

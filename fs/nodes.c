@@ -23,7 +23,7 @@ static int cmp_ino(const void *a, const void *b)
 
 static bool keyed_by_path(enum node_kind k)
 {
-	return k == N_DIR || k == N_PENDING || k == N_VDIR;
+	return k == N_DIR || k == N_DRAFT || k == N_VDIR;
 }
 
 static int cmp_key(const void *a, const void *b)

@@ -117,26 +117,63 @@ static void attr_of_pending(struct stat *st, const struct draft *d, fuse_ino_t i
 	st->st_atim = st->st_mtim = st->st_ctim = d->created;
 }
 
-/* The entry a lookup of path answers, creating its node.  A path that does
- * not exist gives a negative entry (ino 0), cached like any other: head
- * moves invalidate it. */
-static int entry_for_path(const char *path, struct fuse_entry_param *e)
+/* What a draft node shows readers: the live head, or an empty file for a
+ * path not yet committed. */
+static int attr_of_draft(const struct draft *d, const char *path, struct stat *st, fuse_ino_t ino)
+{
+	vc_entry ve;
+	if (d && d->pending) {
+		attr_of_pending(st, d, ino);
+		return 0;
+	}
+	int rc = vc_lookup(fs.store, path, &ve);
+	if (rc)
+		return rc;
+	attr_from_entry(st, &ve, ino);
+	return 0;
+}
+
+/* The entry of path's draft node: the inode writers use.  The kernel
+ * changes its size as they write, so its attributes are never cached. */
+static int draft_entry(const char *path, struct draft *d, struct fuse_entry_param *e)
+{
+	struct node *n = node_get(N_DRAFT, path, 0);
+	if (!n)
+		return -ENOMEM;
+	int rc = attr_of_draft(d, path, &n->attr, n->ino);
+	if (rc) {
+		node_forget(n, 1);
+		return rc;
+	}
+	e->attr_timeout = 0;
+	/* For an existing file, only the writer being redirected gets it;
+	 * everyone else's next walk looks again and finds the version. */
+	if (!d->pending)
+		e->entry_timeout = 0;
+	e->ino = n->ino;
+	e->attr = n->attr;
+	return 0;
+}
+
+/*
+ * The entry a lookup of path by process pid answers, creating its node.
+ * A name points to the version node of its head: readers always read
+ * immutable versions through the page cache.  Writers are kept off those
+ * inodes (see redirect_writer): a writer being redirected, and everyone
+ * for a created file not committed yet, get the draft node.  A path that
+ * does not exist gives a negative entry (ino 0), cached like any other:
+ * head moves invalidate it.
+ */
+static int entry_for_path(const char *path, pid_t pid, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->entry_timeout = ENTRY_TIMEOUT;
 	e->attr_timeout = ENTRY_TIMEOUT;
 	struct draft *d = draft_find(path);
-	if (d && d->pending) {
-		struct node *n = node_get(N_PENDING, path, 0);
-		if (!n)
-			return -ENOMEM;
-		attr_of_pending(&n->attr, d, n->ino);
-		/* Its size is not known to readers yet; do not cache it. */
-		e->attr_timeout = 0;
-		e->ino = n->ino;
-		e->attr = n->attr;
-		return 0;
-	}
+	if (d && draft_drop_stale_reservation(d))
+		d = NULL;
+	if (d && (d->pending || pidset_has(&d->redirected, pid)))
+		return draft_entry(path, d, e);
 	vc_entry ve;
 	int rc = vc_lookup(fs.store, path, &ve);
 	if (rc == -ENOENT)
@@ -253,32 +290,19 @@ static void reply_entry_or_err(fuse_req_t req, int rc, const struct fuse_entry_p
 		fuse_reply_entry(req, e);
 }
 
-/* Commit a handle's draft: on a head move, the name must point to the new
- * version's inode.  A pending file's node simply becomes that version's
- * node (the kernel has no content cached for it). */
-static int commit_handle(fuse_req_t req, fuse_ino_t ino, struct handle *h, struct invals *iv)
+/* Commit a handle's draft.  On a head move the name is re-looked up: to
+ * the draft node while writers remain, to the new version's node after. */
+static int commit_handle(fuse_req_t req, struct handle *h, struct invals *iv)
 {
 	struct draft *d = h->draft;
-	bool was_pending = d->pending, moved;
+	bool moved;
 	vc_actor a;
 	actor_of(req, &a);
 	int rc = draft_commit(d, &a, &moved);
 	h->wrote = false;
-	if (rc || !moved)
-		return rc;
-	vc_entry ve;
-	if (vc_lookup(fs.store, d->path, &ve) != 0)
-		return 0;
-	struct node *pn = was_pending ? node_find(N_PENDING, d->path, 0) : NULL;
-	if (pn) {
-		node_rekey(pn, N_FILE, d->path, ve.head.id);
-		attr_from_entry(&pn->attr, &ve, pn->ino);
-		inval_inode(iv, pn->ino);
-	} else {
+	if (!rc && moved)
 		inval_path(iv, d->path);
-		inval_inode(iv, ino);
-	}
-	return 0;
+	return rc;
 }
 
 /* ---- lookup and attributes -------------------------------------------- */
@@ -296,7 +320,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		 (!strcmp(name, CONTROL_NAME) || !strcmp(name, VERSIONS_NAME)))
 		rc = meta_lookup_root(name, &e);
 	else if ((rc = child_path(parent, name, &path)) == 0)
-		rc = entry_for_path(path, &e);
+		rc = entry_for_path(path, fuse_req_ctx(req)->pid, &e);
 	unlock_send(NULL);
 	free(path);
 	reply_entry_or_err(req, rc, &e);
@@ -325,46 +349,53 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 }
 
 /*
- * Attributes of a node.  Readers see the version the node shows.  A writer
- * sees its draft's size: through its handle when the kernel passes one,
- * and by its pid otherwise (fstat carries no handle).  *own_draft tells
- * the caller not to let the kernel cache that size for other processes.
+ * Attributes of a node.  A version node shows its version, fixed at
+ * lookup.  A draft node shows readers the live head; a writer sees its
+ * draft's size: through its handle when the kernel passes one, and by its
+ * pid otherwise (fstat carries no handle).
  */
-static int node_attr(struct node *n, struct fuse_file_info *fi, pid_t pid, struct stat *st,
-		     bool *own_draft)
+static int node_attr(struct node *n, struct fuse_file_info *fi, pid_t pid, struct stat *st)
 {
-	*own_draft = false;
 	if (is_meta(n))
 		return meta_getattr(n, st);
+	if ((n->kind == N_DIR || n->kind == N_DRAFT) && !n->path)
+		return -ENOENT;
 	if (n->kind == N_DIR) {
 		vc_entry ve;
-		if (!n->path)
-			return -ENOENT;
 		int rc = vc_lookup(fs.store, n->path, &ve);
 		if (rc)
 			return rc;
 		attr_from_entry(&n->attr, &ve, n->ino);
 	}
-	*st = n->attr;
 	struct handle *h = fi ? handle_of(fi) : NULL;
-	struct draft *d = h && h->kind == H_WRITE ? h->draft
-			  : n->path && n->kind != N_DIR ? draft_find(n->path) : NULL;
-	if (d && (h || draft_has_writer(d, pid))) {
+	struct draft *d = n->kind != N_DRAFT ? NULL : h && h->kind == H_WRITE ? h->draft
+								  : draft_find(n->path);
+	if (n->kind == N_DRAFT) {
+		int rc = attr_of_draft(d, n->path, &n->attr, n->ino);
+		if (rc)
+			return rc;
+	}
+	*st = n->attr;
+	if (d && ((h && h->kind == H_WRITE) || pidset_has(&d->writers, pid))) {
 		st->st_size = (off_t)d->len;
 		st->st_blocks = (st->st_size + 511) / 512;
-		*own_draft = true;
 	}
 	return 0;
+}
+
+/* Draft nodes change under writers: their attributes are never cached. */
+static double attr_timeout_of(const struct node *n)
+{
+	return n->kind == N_DRAFT ? 0 : ENTRY_TIMEOUT;
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
-	bool own_draft = false;
 	lock();
 	struct node *n = node_by_ino(ino);
-	int rc = n ? node_attr(n, fi, fuse_req_ctx(req)->pid, &st, &own_draft) : -ENOENT;
-	double timeout = (n && n->kind == N_PENDING) || own_draft ? 0 : ENTRY_TIMEOUT;
+	int rc = n ? node_attr(n, fi, fuse_req_ctx(req)->pid, &st) : -ENOENT;
+	double timeout = n ? attr_timeout_of(n) : 0;
 	unlock_send(NULL);
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -385,7 +416,9 @@ static int64_t now_ns(void)
 }
 
 /* truncate(2) without a handle commits at once; through a handle
- * (ftruncate) it changes that handle's draft. */
+ * (ftruncate) it changes that handle's draft.  A version node is answered
+ * with its own, unchanged size (do_setattr), so the kernel keeps its pages
+ * for the readers still on it; the name moves to the new version. */
 static int set_size(fuse_req_t req, struct node *n, struct handle *h, off_t size,
 		    struct invals *iv)
 {
@@ -398,13 +431,13 @@ static int set_size(fuse_req_t req, struct node *n, struct handle *h, off_t size
 	if (!n->path)
 		return -ENOENT;
 	struct draft *d;
-	int rc = draft_open(n->path, false, &d);
+	int rc = draft_open(n->path, false, false, &d);
 	if (rc)
 		return rc;
 	struct handle tmp = { .kind = H_WRITE, .draft = d };
 	rc = draft_truncate(d, size);
 	if (!rc)
-		rc = commit_handle(req, n->ino, &tmp, iv);
+		rc = commit_handle(req, &tmp, iv);
 	draft_put(d);
 	return rc;
 }
@@ -462,9 +495,9 @@ static int set_times(struct node *n, const struct stat *attr, int to_set)
 	int64_t mt = to_set & FUSE_SET_ATTR_MTIME_NOW ? now
 		     : to_set & FUSE_SET_ATTR_MTIME   ? ns_of(attr->st_mtim)
 						      : -1;
-	if (n->kind == N_PENDING) {
-		if (mt >= 0)
-			n->attr.st_mtim = ts_of(mt);
+	struct draft *d = n->path ? draft_find(n->path) : NULL;
+	if (d && d->pending) {
+		/* Not in the store yet: the first version gets commit time. */
 		return 0;
 	}
 	return n->path ? vc_set_times(fs.store, n->path, at, mt) : -ENOENT;
@@ -491,12 +524,13 @@ static int do_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_
 		rc = set_times(n, attr, to_set);
 	if (rc)
 		return rc;
-	/* Answer with what the path shows now, under this inode's number. */
+	/* A version node that still shows the head (chmod, chown and utimens
+	 * re-key it) takes the path's new times and modes. */
 	vc_entry ve;
-	if (n->kind != N_PENDING && n->path && vc_lookup(fs.store, n->path, &ve) == 0)
+	if (n->kind == N_FILE && n->path && vc_lookup(fs.store, n->path, &ve) == 0 &&
+	    ve.head.id == n->version)
 		attr_from_entry(&n->attr, &ve, n->ino);
-	bool own_draft;
-	return node_attr(n, fi, fuse_req_ctx(req)->pid, attr, &own_draft);
+	return node_attr(n, fi, fuse_req_ctx(req)->pid, attr);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -510,7 +544,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, attr, n->kind == N_PENDING ? 0 : ENTRY_TIMEOUT);
+		fuse_reply_attr(req, attr, attr_timeout_of(n));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -549,7 +583,7 @@ static int make_dir(fuse_req_t req, const char *path, mode_t mode, struct fuse_e
 	if (vc_lookup(fs.store, path, &ve) == 0)
 		return -EEXIST;
 	int rc = vc_commit(fs.store, &c, NULL, NULL);
-	return rc ? rc : entry_for_path(path, e);
+	return rc ? rc : entry_for_path(path, fuse_req_ctx(req)->pid, e);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -579,7 +613,7 @@ static int make_symlink(fuse_req_t req, const char *target, const char *path,
 			    .data = target, .len = strlen(target), .mode = 0777, .uid = uid,
 			    .gid = gid, .status = VC_ACCEPTED, .actor = &a };
 	int rc = vc_commit(fs.store, &c, NULL, NULL);
-	return rc ? rc : entry_for_path(path, e);
+	return rc ? rc : entry_for_path(path, fuse_req_ctx(req)->pid, e);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -679,8 +713,8 @@ static int commit_pending(fuse_req_t req, const char *path)
 		return 0;
 	struct handle tmp = { .kind = H_WRITE, .draft = d };
 	struct invals iv = { 0 };
-	int rc = commit_handle(req, 0, &tmp, &iv);
-	/* The pending node became a file node in place; nothing to send. */
+	int rc = commit_handle(req, &tmp, &iv);
+	/* The rename that follows moves the name in the kernel itself. */
 	for (size_t i = 0; i < iv.n; i++)
 		free(iv.item[i].name);
 	free(iv.item);
@@ -764,7 +798,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (!rc)
 		rc = vc_link(fs.store, n->path, to, &a, NULL);
 	if (!rc)
-		rc = entry_for_path(to, &e);
+		rc = entry_for_path(to, fuse_req_ctx(req)->pid, &e);
 	if (!rc)
 		log_msg(LOG_INFO, "link %s -> %s (copy-on-write clone)", n->path, to);
 	unlock_send(NULL);
@@ -796,18 +830,32 @@ static int open_for_write(fuse_req_t req, struct node *n, struct fuse_file_info 
 	if (!h)
 		return -ENOMEM;
 	bool trunc = fi->flags & O_TRUNC;
-	int rc = draft_open(n->path, trunc, &h->draft);
+	struct draft *d = draft_find(n->path);
+	pid_t pid = fuse_req_ctx(req)->pid;
+	int rc = draft_open(n->path, trunc, d && pidset_has(&d->redirected, pid), &h->draft);
 	if (rc) {
 		free(h);
 		return rc;
 	}
 	h->append = fi->flags & O_APPEND;
 	h->pid = fuse_req_ctx(req)->pid;
-	draft_add_writer(h->draft, h->pid);
+	pidset_add(&h->draft->writers, h->pid);
+	pidset_remove(&h->draft->redirected, h->pid);
 	/* Draft bytes must never enter the page cache readers share. */
 	fi->direct_io = 1;
 	fi->fh = (uintptr_t)h;
 	return 0;
+}
+
+/* The version a reader of a draft node reads: the live head when it opens
+ * (0, empty, for a file not committed yet). */
+static vc_id draft_node_version(const struct node *n)
+{
+	struct draft *d = draft_find(n->path);
+	vc_entry ve;
+	if ((d && d->pending) || vc_lookup(fs.store, n->path, &ve) != 0)
+		return 0;
+	return ve.head.kind == VC_FILE ? ve.head.id : 0;
 }
 
 static int open_for_read(struct node *n, struct fuse_file_info *fi)
@@ -816,15 +864,39 @@ static int open_for_read(struct node *n, struct fuse_file_info *fi)
 	if (!h)
 		return -ENOMEM;
 	bool version = n->kind == N_FILE || n->kind == N_VFILE;
-	h->version = version ? n->version : 0;
+	if (!version && !n->path) {
+		free(h);
+		return -ENOENT;
+	}
+	h->version = version ? n->version : draft_node_version(n);
 	/* A version never changes: its cached pages stay valid for ever.  A
-	 * pending file has no version yet; bypass the cache for it. */
+	 * draft node's size is the writers'; read it around the cache. */
 	if (version)
 		fi->keep_cache = 1;
 	else
 		fi->direct_io = 1;
 	fi->fh = (uintptr_t)h;
 	return 0;
+}
+
+/*
+ * Opening a version node for writing would let the kernel truncate and
+ * resize the very inode its readers use (O_TRUNC sets its size to 0, each
+ * write grows it), and readers would see torn files.  So the writer is
+ * sent to the path's draft node instead: reserve the draft, so that the
+ * name now resolves to the draft node, and answer ESTALE, on which the
+ * kernel looks the name up again and retries the open once.
+ */
+static int redirect_writer(fuse_req_t req, struct node *n)
+{
+	if (!n->path)
+		return -ENOENT;
+	struct draft *d;
+	int rc = draft_reserve(n->path, &d);
+	if (rc)
+		return rc;
+	pidset_add(&d->redirected, fuse_req_ctx(req)->pid);
+	return -ESTALE;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -841,10 +913,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = meta_open(n, fi);
 	else if (n->kind == N_DIR)
 		rc = -EISDIR;
-	else if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		rc = open_for_write(req, n, fi);
-	else
+	else if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC))
 		rc = open_for_read(n, fi);
+	else if (n->kind == N_FILE)
+		rc = redirect_writer(req, n);
+	else
+		rc = open_for_write(req, n, fi);
 	unlock_send(NULL);
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -855,19 +929,25 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static int do_create(fuse_req_t req, const char *path, mode_t mode, struct fuse_file_info *fi,
 		     struct fuse_entry_param *e)
 {
-	int rc = entry_for_path(path, e);
+	int rc = entry_for_path(path, fuse_req_ctx(req)->pid, e);
 	if (rc)
 		return rc;
 	if (e->ino) {
-		/* It appeared since the kernel looked: open it as it is. */
+		/* It appeared since the kernel looked: open it as it is, through
+		 * its draft node (see redirect_writer). */
 		struct node *n = node_by_ino(e->ino);
-		if (fi->flags & O_EXCL)
-			rc = -EEXIST;
-		else if (S_ISDIR(n->attr.st_mode))
-			rc = -EISDIR;
-		else
+		rc = fi->flags & O_EXCL ? -EEXIST : S_ISDIR(n->attr.st_mode) ? -EISDIR : 0;
+		if (!rc && n->kind == N_FILE) {
+			struct draft *d;
+			node_forget(n, 1);
+			rc = draft_reserve(path, &d);
+			if (!rc)
+				rc = draft_entry(path, d, e);
+			n = rc ? NULL : node_by_ino(e->ino);
+		}
+		if (!rc)
 			rc = open_for_write(req, n, fi);
-		if (rc)
+		if (rc && n)
 			node_forget(n, 1);
 		return rc;
 	}
@@ -892,10 +972,10 @@ static int do_create(fuse_req_t req, const char *path, mode_t mode, struct fuse_
 	}
 	h->append = fi->flags & O_APPEND;
 	h->pid = fuse_req_ctx(req)->pid;
-	draft_add_writer(h->draft, h->pid);
+	pidset_add(&h->draft->writers, h->pid);
 	fi->direct_io = 1;
 	fi->fh = (uintptr_t)h;
-	return entry_for_path(path, e);
+	return entry_for_path(path, fuse_req_ctx(req)->pid, e);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -933,7 +1013,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		rc = do_create(req, path, mode, &fi, &e);
 	if (!rc) {
 		struct handle *h = handle_of(&fi);
-		rc = commit_handle(req, e.ino, h, &iv);
+		rc = commit_handle(req, h, &iv);
 		draft_put(h->draft);
 		handle_free(h);
 	}
@@ -1023,7 +1103,7 @@ static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	lock();
 	struct node *n = node_by_ino(ino);
 	if (n && n->kind != N_CONTROL && h->kind == H_WRITE && (h->wrote || always))
-		rc = commit_handle(req, ino, h, &iv);
+		rc = commit_handle(req, h, &iv);
 	unlock_send(&iv);
 	fuse_reply_err(req, -rc);
 }
@@ -1041,20 +1121,22 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 /* The last handle of a draft commits what is left; a file whose creation
  * never committed (its JSON was rejected) disappears with it. */
-static void release_write(fuse_req_t req, fuse_ino_t ino, struct handle *h, struct invals *iv)
+static void release_write(fuse_req_t req, struct handle *h, struct invals *iv)
 {
 	struct draft *d = h->draft;
 	if (d->refs == 1 && d->dirty) {
-		int rc = commit_handle(req, ino, h, iv);
+		int rc = commit_handle(req, h, iv);
 		if (rc)
 			log_msg(LOG_ERR, "commit at release of %s failed: %s", d->path, strerror(-rc));
 	}
-	draft_remove_writer(d, h->pid);
-	if (d->refs == 1 && d->pending && !d->orphaned) {
-		struct node *pn = node_find(N_PENDING, d->path, 0);
+	pidset_remove(&d->writers, h->pid);
+	if (d->refs == 1 && !d->orphaned) {
+		/* The name goes back to the version node (or, for a file
+		 * whose creation never committed, away). */
 		inval_path(iv, d->path);
-		if (pn)
-			node_detach(pn);
+		struct node *dn = d->pending ? node_find(N_DRAFT, d->path, 0) : NULL;
+		if (dn)
+			node_detach(dn);
 	}
 	draft_put(d);
 }
@@ -1069,7 +1151,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	} else {
 		struct handle *h = handle_of(fi);
 		if (h->kind == H_WRITE)
-			release_write(req, ino, h, &iv);
+			release_write(req, h, &iv);
 		handle_free(h);
 	}
 	unlock_send(&iv);
@@ -1175,7 +1257,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /* The entry of one listed name, as a lookup would give it. */
-static int dir_entry(struct dir_handle *dh, size_t i, struct fuse_entry_param *e)
+static int dir_entry(struct dir_handle *dh, size_t i, pid_t pid, struct fuse_entry_param *e)
 {
 	struct dirent_snap *s = &dh->ents[i];
 	if (!strcmp(s->name, ".") || !strcmp(s->name, "..")) {
@@ -1187,7 +1269,7 @@ static int dir_entry(struct dir_handle *dh, size_t i, struct fuse_entry_param *e
 	if (!*dh->path && (!strcmp(s->name, CONTROL_NAME) || !strcmp(s->name, VERSIONS_NAME)))
 		return meta_lookup_root(s->name, e);
 	char *path = path_join(dh->path, s->name);
-	int rc = path ? entry_for_path(path, e) : -ENOMEM;
+	int rc = path ? entry_for_path(path, pid, e) : -ENOMEM;
 	free(path);
 	if (!rc && !e->ino)
 		rc = -ENOENT; /* gone since opendir */
@@ -1207,7 +1289,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 	lock();
 	for (size_t i = (size_t)off; i < dh->n; i++) {
 		struct fuse_entry_param e;
-		if (dir_entry(dh, i, &e))
+		if (dir_entry(dh, i, fuse_req_ctx(req)->pid, &e))
 			continue;
 		size_t sz = plus ? fuse_add_direntry_plus(req, buf + used, size - used,
 							  dh->ents[i].name, &e, (off_t)i + 1)

@@ -12,9 +12,15 @@
  * be invalidated (keep_cache); a commit or a switch only re-points the name,
  * which the daemon tells the kernel with an entry invalidation, exactly what
  * a rename-replace does on a local filesystem.  A handle opened earlier
- * keeps reading its own version.  Handles opened for writing share a draft
- * per path and use direct I/O, so draft bytes never enter a cache that
- * readers share.
+ * keeps reading its own version.
+ *
+ * Writers never open a version inode: the kernel would truncate and resize
+ * it under its readers (O_TRUNC, every write past the end).  An open for
+ * writing on a version inode is answered ESTALE after the path's draft is
+ * reserved for that process; the kernel looks the name up again, this time
+ * getting the path's draft node, and retries the open there.  All write
+ * handles of a path share that draft and use direct I/O, so draft bytes
+ * never enter a cache that readers share.
  *
  * Locking: one mutex (fs.lock) guards the node table, the drafts and the
  * store handle.  Kernel notifications are sent only after it is released:
@@ -61,7 +67,7 @@ extern struct fs fs;
 enum node_kind {
 	N_DIR,     /* a live directory, keyed by path */
 	N_FILE,    /* one committed version of a file or symlink */
-	N_PENDING, /* created, not yet committed: empty to readers */
+	N_DRAFT,   /* a path with open writers (or created, not yet committed) */
 	N_CONTROL, /* /.control */
 	N_VROOT,   /* /.versions */
 	N_VDIR,    /* /.versions/PATH: children or version ids of PATH */
@@ -93,6 +99,14 @@ void nodes_under(const char *p, void (*fn)(struct node *n, void *ctx), void *ctx
 
 /* ---- drafts.c ------------------------------------------------------- */
 
+#define PIDSET_MAX 8
+struct pidset {
+	pid_t pid[PIDSET_MAX];
+};
+void pidset_add(struct pidset *s, pid_t pid);
+void pidset_remove(struct pidset *s, pid_t pid);
+bool pidset_has(const struct pidset *s, pid_t pid);
+
 struct draft {
 	char *path;
 	char *buf;
@@ -104,18 +118,22 @@ struct draft {
 	enum vc_op op;     /* what the next commit records */
 	uint32_t mode, uid, gid; /* for a pending file */
 	struct timespec created;
-	pid_t writers[8];  /* processes holding write handles (for their fstat) */
+	struct pidset writers;    /* hold write handles (for their fstat) */
+	struct pidset redirected; /* told to look again (see redirect_writer) */
+	int reserved;      /* refs held for opens being redirected (see ops.c) */
+	struct timespec reserved_at;
 };
 
 struct draft *draft_find(const char *path);
-/* Open (or join) the draft of path; base is the live content when new. */
-int draft_open(const char *path, bool truncate, struct draft **out);
+/* Open (or join) the draft of path; base is the live content when new.
+ * redirected: the opener holds a reservation (see draft_reserve). */
+int draft_open(const char *path, bool truncate, bool redirected, struct draft **out);
 int draft_create(const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
 		 struct draft **out);
 void draft_put(struct draft *d);
-void draft_add_writer(struct draft *d, pid_t pid);
-void draft_remove_writer(struct draft *d, pid_t pid);
-bool draft_has_writer(const struct draft *d, pid_t pid);
+/* Make path resolve to its draft node before a writer's retried open. */
+int draft_reserve(const char *path, struct draft **out);
+bool draft_drop_stale_reservation(struct draft *d);
 int draft_write(struct draft *d, const char *buf, size_t size, off_t off, bool append,
 		size_t *written);
 int draft_truncate(struct draft *d, off_t size);
