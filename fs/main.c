@@ -366,15 +366,16 @@ int main(int argc, char *argv[])
 	umask(0);
 	if (fuse_opt_parse(&args, &conf, option_spec, opt_proc) != 0)
 		return 2;
-	if (conf.help) {
-		usage(stdout);
-		fuse_cmdline_help();
-		fuse_lowlevel_help();
-		return 0;
-	}
-	if (conf.version) {
-		printf("verconfd %s (libfuse %s)\n", VERCONF_VERSION, fuse_pkgversion());
-		return 0;
+	if (conf.help || conf.version) {
+		if (conf.help) {
+			usage(stdout);
+			fuse_cmdline_help();
+			fuse_lowlevel_help();
+		} else {
+			printf("verconfd %s (libfuse %s)\n", VERCONF_VERSION, fuse_pkgversion());
+		}
+		ret = 0;
+		goto out;
 	}
 	if (fuse_parse_cmdline(&args, &opts) != 0 || !conf.store || !opts.mountpoint) {
 		usage(stderr);
@@ -405,6 +406,12 @@ int main(int argc, char *argv[])
 out:
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);
+	/* fuse_opt_parse strdup()s every %s option. */
 	free(conf.store);
+	free(conf.validate);
+	free(conf.sync);
+	free(conf.max_file_size);
+	free(fs.store_path);
+	free(fs.mountpoint);
 	return ret;
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Bootstrap (install what is missing), then configure and build into build/
-# with warnings as errors.  Extra arguments go to `meson setup` on first use.
+# Bootstrap (install what is missing), then configure and build with
+# warnings as errors.  Usage: tools/build.sh [BUILDDIR [meson setup args...]]
+# (default build/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/bootstrap.sh
-if [ ! -f build/build.ninja ]; then
-	meson setup build -Dwerror=true "$@" >/dev/null
+dir=${1:-build}
+shift || true
+if [ ! -f "$dir/build.ninja" ]; then
+	meson setup "$dir" -Dwerror=true "$@" >/dev/null
 fi
-ninja -C build >/dev/null
+ninja -C "$dir" >/dev/null

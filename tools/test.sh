@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
-# The whole test suite: bootstrap, build (warnings as errors), meson test.
-# Prints a closing line "N passed, N failed" computed from meson's test log.
+# The whole test suite, twice: a normal build (build/) and one under
+# AddressSanitizer + UBSan (build-sanitize/), both with warnings as errors.
+# --fast runs the normal build only.  Ends with "N passed, N failed"
+# computed from meson's test logs; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-tools/build.sh "$@" || { echo "0 passed, 1 failed"; exit 1; }
-meson test -C build --print-errorlogs --num-processes 2 >build/meson-test.out 2>&1
-rc=$?
-grep -E '^ *[0-9]+/[0-9]+ ' build/meson-test.out || cat build/meson-test.out
-[ $rc -eq 0 ] || grep -A40 -E '^=+ [0-9]+/[0-9]+ =+' build/meson-test.out | head -200
-python3 - build/meson-logs/testlog.json <<'PY'
+
+runs=("build")
+[ "${1:-}" = "--fast" ] || runs+=("build-sanitize")
+
+run_suite() { # builddir
+	local dir=$1 extra=()
+	[ "$dir" = build-sanitize ] && extra=(-Db_sanitize=address,undefined -Db_lundef=false)
+	echo "== $dir"
+	tools/build.sh "$dir" "${extra[@]}" || return 1
+	# Sanitizer reports make the process fail; keep them readable.
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir/meson-test.out" 2>&1
+	local rc=$?
+	grep -E '^ *[0-9]+/[0-9]+ ' "$dir/meson-test.out" || cat "$dir/meson-test.out"
+	[ $rc -eq 0 ] || grep -A40 -E '^=+ [0-9]+/[0-9]+ =+' "$dir/meson-test.out" | head -200
+	return 0
+}
+
+logs=()
+for dir in "${runs[@]}"; do
+	run_suite "$dir" || { echo "build of $dir failed"; echo "0 passed, 1 failed"; exit 1; }
+	logs+=("$dir/meson-logs/testlog.json")
+done
+
+python3 - "${logs[@]}" <<'PY'
 import json, sys
 passed = failed = skipped = 0
-for line in open(sys.argv[1]):
-    r = json.loads(line)["result"]
-    if r in ("OK", "EXPECTEDFAIL"): passed += 1
-    elif r == "SKIP": skipped += 1
-    else: failed += 1
+for log in sys.argv[1:]:
+    for line in open(log):
+        r = json.loads(line)["result"]
+        if r in ("OK", "EXPECTEDFAIL"): passed += 1
+        elif r == "SKIP": skipped += 1
+        else: failed += 1
 print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed or passed == 0 else 0)
 PY
