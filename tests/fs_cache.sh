@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Rule 12: kernel caches stay on.  Re-reading and stat-ing an unchanged
+# config is served by the kernel (no LOOKUP, GETATTR or READ reaches the
+# daemon; open is a round trip by design), and a head move is seen at once.
+. "$(dirname "$0")/lib.sh"
+mount_fs -d
+printf '{"cached": 1}\n' > "$MNT/app.json"
+cat "$MNT/app.json" >/dev/null; stat "$MNT/app.json" >/dev/null
+sleep 0.2
+count() { grep -c "opcode: $1 " "$LOG" || true; }
+l0=$(count LOOKUP); g0=$(count GETATTR); r0=$(count READ); o0=$(count OPEN)
+for _ in $(seq 50); do
+	stat -c %s "$MNT/app.json" >/dev/null
+	cat "$MNT/app.json" >/dev/null
+done
+sleep 0.2
+expect_eq "$(( $(count LOOKUP) - l0 ))" 0 "LOOKUPs for 50 re-reads"
+expect_eq "$(( $(count GETATTR) - g0 ))" 0 "GETATTRs for 50 stats"
+expect_eq "$(( $(count READ) - r0 ))" 0 "READs for 50 re-reads of cached pages"
+[ $(( $(count OPEN) - o0 )) -ge 50 ] || fail "expected one OPEN per open (counting works)"
+ok "unchanged config served by the kernel"
+
+# A commit and a .control switch are visible at once despite the caches.
+printf '{"cached": 2}\n' > "$MNT/app.json"
+expect_eq "$(cat "$MNT/app.json")" '{"cached": 2}' "commit visible at once"
+first=$(ls "$MNT/.versions/app.json" | sort -n | head -1)
+echo "$first" > "$MNT/.control"
+expect_eq "$(cat "$MNT/app.json")" '{"cached": 1}' "switch visible at once"
+expect_eq "$(stat -c %s "$MNT/app.json")" 14 "size after switch"
+ok "invalidation on head moves"
+umount_fs
