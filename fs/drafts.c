@@ -240,11 +240,12 @@ int draft_truncate(struct draft *d, off_t size)
 	return 0;
 }
 
-static void note_rejection(const char *path, vc_id id, const char *reason)
+static void note_rejection(const char *path, vc_id id, const char *reason, const vc_actor *a)
 {
 	snprintf(fs.last_rejection, sizeof(fs.last_rejection), "%s version %lld: %s", path,
 		 (long long)id, reason);
-	log_msg(LOG_WARNING, "rejected %s version %lld: %s", path, (long long)id, reason);
+	log_msg(LOG_WARNING, "rejected %s version %lld: %s (uid %u pid %d %s)", path,
+		(long long)id, reason, a->uid, a->pid, a->comm);
 }
 
 /* Metadata of the next version: the live head's, or the creator's. */
@@ -299,7 +300,7 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 	 * and the next close does not store them a second time. */
 	d->dirty = false;
 	if (req.status == VC_REJECTED) {
-		note_rejection(d->path, id, reason);
+		note_rejection(d->path, id, reason, a);
 		return -EINVAL;
 	}
 	if (bad)

@@ -800,7 +800,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (!rc)
 		rc = entry_for_path(to, fuse_req_ctx(req)->pid, &e);
 	if (!rc)
-		log_msg(LOG_INFO, "link %s -> %s (copy-on-write clone)", n->path, to);
+		log_msg(LOG_INFO, "link %s -> %s (copy-on-write clone) by uid %u pid %d %s", n->path,
+			to, a.uid, a.pid, a.comm);
 	unlock_send(NULL);
 	free(to);
 	reply_entry_or_err(req, rc, &e);
