@@ -37,6 +37,7 @@ static struct draft *draft_new(const char *path)
 	}
 	d->refs = 1;
 	d->op = VC_OP_WRITE;
+	d->atime_ns = d->mtime_ns = -1;
 	clock_gettime(CLOCK_REALTIME, &d->created);
 	tsearch(d, &by_path, cmp_path);
 	return d;
@@ -309,6 +310,10 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 	d->pending = false;
 	d->op = VC_OP_WRITE;
 	*moved = created;
+	if ((d->atime_ns >= 0 || d->mtime_ns >= 0) &&
+	    vc_set_times(fs.store, d->path, d->atime_ns, d->mtime_ns) != 0)
+		log_msg(LOG_WARNING, "times of %s not set: %s", d->path, vc_errmsg(fs.store));
+	d->atime_ns = d->mtime_ns = -1;
 	if (created)
 		log_msg(LOG_INFO, "commit %s version %lld (%zu bytes) by uid %u pid %d %s",
 			d->path, (long long)id, d->len, a->uid, a->pid, a->comm);

@@ -496,8 +496,13 @@ static int set_times(struct node *n, const struct stat *attr, int to_set)
 		     : to_set & FUSE_SET_ATTR_MTIME   ? ns_of(attr->st_mtim)
 						      : -1;
 	struct draft *d = n->path ? draft_find(n->path) : NULL;
-	if (d && d->pending) {
-		/* Not in the store yet: the first version gets commit time. */
+	/* cp -p sets times through the handle before it closes: the commit
+	 * would stamp them over, so they are applied after it. */
+	if (d && (d->pending || d->dirty)) {
+		if (at >= 0)
+			d->atime_ns = at;
+		if (mt >= 0)
+			d->mtime_ns = mt;
 		return 0;
 	}
 	return n->path ? vc_set_times(fs.store, n->path, at, mt) : -ENOENT;

@@ -118,6 +118,7 @@ struct draft {
 	enum vc_op op;     /* what the next commit records */
 	uint32_t mode, uid, gid; /* for a pending file */
 	struct timespec created;
+	int64_t atime_ns, mtime_ns; /* set while dirty, applied after the commit; -1: none */
 	struct pidset writers;    /* hold write handles (for their fstat) */
 	struct pidset redirected; /* told to look again (see redirect_writer) */
 	int reserved;      /* refs held for opens being redirected (see ops.c) */

@@ -113,6 +113,11 @@ expect_eq "$(stat -c '%u %g' a.txt)" "1234 5678" "chown"
 touch -d '2020-01-02 03:04:05 UTC' b.txt
 expect_eq "$(TZ=UTC stat -c %y b.txt)" "2020-01-02 03:04:05.000000000 +0000" "utimens"
 [ -r a.txt ] && [ -w a.txt ] || fail "access(2)"
+# cp -a sets times through the handle before close: they must survive the commit.
+printf 'p\n' > "$T/src"; touch -d '2020-05-05 05:05:05 UTC' "$T/src"; chmod 640 "$T/src"
+cp -a "$T/src" new-p.conf; cp -a "$T/src" b.txt
+expect_eq "$(TZ=UTC stat -c '%y %a' new-p.conf)" "2020-05-05 05:05:05.000000000 +0000 640" "cp -a of a new file"
+expect_eq "$(TZ=UTC stat -c '%y %a' b.txt)" "2020-05-05 05:05:05.000000000 +0000 640" "cp -a over a file"
 ok "chmod/chown/utimens/access"
 
 # FIFOs and device nodes: EPERM; statfs answers
