@@ -574,19 +574,21 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- creating and removing names -------------------------------------- */
 
-static int make_dir(fuse_req_t req, const char *path, mode_t mode, struct fuse_entry_param *e)
+/* A directory or symlink: committed at once, as one version. */
+static int make_name(fuse_req_t req, const char *path, enum vc_kind kind, mode_t mode,
+		     const char *target, struct fuse_entry_param *e)
 {
 	vc_actor a;
 	actor_of(req, &a);
-	uint32_t uid, gid, m = S_IFDIR | (mode & 07777);
+	uint32_t uid, gid, m = (kind == VC_DIR ? S_IFDIR : S_IFLNK) | (mode & 07777);
 	new_owner(req, path, &uid, &gid, &m);
-	vc_commit_req c = { .path = path, .kind = VC_DIR, .op = VC_OP_MKDIR, .mode = m & 07777,
-			    .uid = uid, .gid = gid, .status = VC_ACCEPTED, .actor = &a };
-	if (draft_find(path))
-		return -EEXIST;
 	vc_entry ve;
-	if (vc_lookup(fs.store, path, &ve) == 0)
+	if (draft_find(path) || vc_lookup(fs.store, path, &ve) == 0)
 		return -EEXIST;
+	vc_commit_req c = { .path = path, .kind = kind,
+			    .op = kind == VC_DIR ? VC_OP_MKDIR : VC_OP_SYMLINK,
+			    .data = target, .len = target ? strlen(target) : 0, .mode = m & 07777,
+			    .uid = uid, .gid = gid, .status = VC_ACCEPTED, .actor = &a };
 	int rc = vc_commit(fs.store, &c, NULL, NULL);
 	return rc ? rc : entry_for_path(path, fuse_req_ctx(req)->pid, e);
 }
@@ -598,27 +600,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	lock();
 	int rc = child_path(parent, name, &path);
 	if (!rc)
-		rc = make_dir(req, path, mode, &e);
+		rc = make_name(req, path, VC_DIR, mode, NULL, &e);
 	unlock_send(NULL);
 	free(path);
 	reply_entry_or_err(req, rc, &e);
-}
-
-static int make_symlink(fuse_req_t req, const char *target, const char *path,
-			struct fuse_entry_param *e)
-{
-	vc_actor a;
-	actor_of(req, &a);
-	uint32_t uid, gid, m = S_IFLNK | 0777;
-	new_owner(req, path, &uid, &gid, &m);
-	vc_entry ve;
-	if (draft_find(path) || vc_lookup(fs.store, path, &ve) == 0)
-		return -EEXIST;
-	vc_commit_req c = { .path = path, .kind = VC_SYMLINK, .op = VC_OP_SYMLINK,
-			    .data = target, .len = strlen(target), .mode = 0777, .uid = uid,
-			    .gid = gid, .status = VC_ACCEPTED, .actor = &a };
-	int rc = vc_commit(fs.store, &c, NULL, NULL);
-	return rc ? rc : entry_for_path(path, fuse_req_ctx(req)->pid, e);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -628,7 +613,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	lock();
 	int rc = child_path(parent, name, &path);
 	if (!rc)
-		rc = make_symlink(req, link, path, &e);
+		rc = make_name(req, path, VC_SYMLINK, 0777, link, &e);
 	unlock_send(NULL);
 	free(path);
 	reply_entry_or_err(req, rc, &e);
