@@ -33,12 +33,13 @@ finish() {
 sha() { sha256sum <"$1" | cut -c1-12; }
 
 # snap [-t] DIR: one line per name in DIR (recursively, hidden names too):
-# name, type, bytes hash, mode, uid, gid, size [, mtime].  Directories: no
+# name, type, bytes hash, mode, uid, gid, size [, mtime] (.git left out:
+# its index holds inode numbers).  Directories: no
 # hash and no size (st_size of a directory differs between filesystems).
 snap() {
 	local t=
 	[ "$1" = -t ] && { t=1; shift; }
-	(cd "$1" && find . -mindepth 1 -path ./.git -prune -o -print | LC_ALL=C sort | while read -r f; do
+	(cd "$1" && find . -mindepth 1 -name .git -prune -o -print | LC_ALL=C sort | while read -r f; do
 		if [ -L "$f" ]; then
 			printf '%s link %s' "$f" "$(readlink "$f")"
 		elif [ -d "$f" ]; then
@@ -74,8 +75,8 @@ for v in reversed(json.load(sys.stdin)["versions"]):
 # check_hist WHAT PATH BEFORE COUNT ALLOWED_SHAS: compare PATH's history with
 # BEFORE (hist output taken earlier): the old versions are unchanged, COUNT new
 # versions were added ("N", or "N+" for at least N), each holds bytes from
-# ALLOWED_SHAS (space separated: no torn, empty or junk version) with a mode
-# no wider than the final one, and the newest one is what `cat` and `stat`
+# ALLOWED_SHAS (space separated: no torn, empty or junk version) with no mode
+# bit that neither the old nor the final mode had, and the newest one is what `cat` and `stat`
 # show now.
 check_hist() {
 	local what=$1 path=$2 before=$3 count=$4 allowed=$5 after
@@ -99,12 +100,15 @@ if count.endswith("+"):
         errs.append("expected at least %s new versions, got %d" % (count[:-1], n))
 elif n != int(count):
     errs.append("expected %s new version(s), got %d" % (count, n))
+# A version may carry the old mode (a rewrite in place before its chmod) or
+# the final one, never bits that neither had.
 final_mode = int(live_mode.split()[0], 8)
+ok_bits = final_mode | (int(before[-1][3], 8) if before else 0)
 for v in new:
     if v[7] not in allowed:
         errs.append("version %s (%s) holds bytes %s, neither old nor new %s" % (v[0], v[1], v[7], allowed))
-    if int(v[3], 8) & ~final_mode & 0o777:
-        errs.append("version %s (%s) mode %s is wider than the final %s" % (v[0], v[1], v[3], live_mode.split()[0]))
+    if int(v[3], 8) & ~ok_bits & 0o777:
+        errs.append("version %s (%s) mode %s has bits neither the old nor the final mode (%o) had" % (v[0], v[1], v[3], ok_bits))
 if new:
     last = new[-1]
     if last[7] != live_sha or " ".join(last[3:7]) != live_mode:
