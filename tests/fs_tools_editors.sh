@@ -154,10 +154,10 @@ if command -v nano >/dev/null && command -v tmux >/dev/null; then
 		in_both $s setup
 		before=$(hist $s/app.conf)
 		in_both $s nano_edit $flags
-		[ "$RC_MNT" -eq 0 ] || bad "nano $flags: save failed on the mount"
-		edited $s "nano $flags" "$before"
+		[ "$RC_MNT" -eq 0 ] || bad "nano${flags:+ $flags}: save failed on the mount"
+		edited $s "nano${flags:+ $flags}" "$before"
 		[ -z "$flags" ] || want "$(sha "$MNT/$s/app.conf~")" "$orig_sha" "nano -B: backup holds the old bytes"
-		ok_if "nano $flags"
+		ok_if "nano${flags:+ $flags}"
 	done
 else
 	echo "skip - nano (nano or tmux missing)"
