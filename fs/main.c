@@ -401,6 +401,10 @@ int main(int argc, char *argv[])
 		goto out;
 	nodes_init();
 	meta_init();
+	if (notify_start() != 0) {
+		fprintf(stderr, "verconfd: cannot start the notifier thread\n");
+		goto out;
+	}
 	ret = serve(&args, &opts);
 	vc_close(fs.store);
 out:

@@ -190,51 +190,6 @@ static int entry_for_path(const char *path, pid_t pid, struct fuse_entry_param *
 	return 0;
 }
 
-/* ---- invalidations ---------------------------------------------------- */
-
-static void inval_add(struct invals *iv, fuse_ino_t parent, const char *name, fuse_ino_t ino)
-{
-	if (iv->n == iv->cap) {
-		size_t cap = iv->cap ? iv->cap * 2 : 8;
-		struct inval *it = realloc(iv->item, cap * sizeof(*it));
-		if (!it)
-			return;
-		iv->item = it;
-		iv->cap = cap;
-	}
-	iv->item[iv->n++] = (struct inval){ parent, name ? strdup(name) : NULL, ino };
-}
-
-void inval_path(struct invals *iv, const char *path)
-{
-	char *dir = path_dir(path);
-	struct node *parent = dir ? node_find(N_DIR, dir, 0) : NULL;
-	/* A directory the kernel never looked up has no cached entries. */
-	if (parent)
-		inval_add(iv, parent->ino, path_base(path), 0);
-	free(dir);
-}
-
-void inval_inode(struct invals *iv, fuse_ino_t ino)
-{
-	inval_add(iv, 0, NULL, ino);
-}
-
-void invals_send(struct invals *iv)
-{
-	for (size_t i = 0; i < iv->n; i++) {
-		struct inval *it = &iv->item[i];
-		if (it->name)
-			fuse_lowlevel_notify_inval_entry(fs.se, it->parent, it->name,
-							 strlen(it->name));
-		else
-			fuse_lowlevel_notify_inval_inode(fs.se, it->ino, -1, 0);
-		free(it->name);
-	}
-	free(iv->item);
-	*iv = (struct invals){ 0 };
-}
-
 /* ---- helpers ---------------------------------------------------------- */
 
 static void lock(void)
@@ -242,11 +197,9 @@ static void lock(void)
 	pthread_mutex_lock(&fs.lock);
 }
 
-static void unlock_send(struct invals *iv)
+static void unlock(void)
 {
 	pthread_mutex_unlock(&fs.lock);
-	if (iv)
-		invals_send(iv);
 }
 
 static int child_path(fuse_ino_t parent, const char *name, char **out)
@@ -321,7 +274,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = meta_lookup_root(name, &e);
 	else if ((rc = child_path(parent, name, &path)) == 0)
 		rc = entry_for_path(path, fuse_req_ctx(req)->pid, &e);
-	unlock_send(NULL);
+	unlock();
 	free(path);
 	reply_entry_or_err(req, rc, &e);
 }
@@ -332,7 +285,7 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	struct node *n = node_by_ino(ino);
 	if (n)
 		node_forget(n, nlookup);
-	unlock_send(NULL);
+	unlock();
 	fuse_reply_none(req);
 }
 
@@ -344,7 +297,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 		if (n)
 			node_forget(n, forgets[i].nlookup);
 	}
-	unlock_send(NULL);
+	unlock();
 	fuse_reply_none(req);
 }
 
@@ -396,7 +349,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct node *n = node_by_ino(ino);
 	int rc = n ? node_attr(n, fi, fuse_req_ctx(req)->pid, &st) : -ENOENT;
 	double timeout = n ? attr_timeout_of(n) : 0;
-	unlock_send(NULL);
+	unlock();
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -545,11 +498,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	lock();
 	struct node *n = node_by_ino(ino);
 	int rc = n ? do_setattr(req, n, attr, to_set, fi, &iv) : -ENOENT;
-	unlock_send(&iv);
-	if (rc)
-		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_attr(req, attr, attr_timeout_of(n));
+	struct reply r = { .req = req, .kind = REPLY_ATTR, .err = rc, .attr = *attr,
+			   .timeout = n ? attr_timeout_of(n) : 0 };
+	unlock_reply(&iv, &r);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -560,7 +511,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct node *n = node_by_ino(ino);
 	int rc = !n ? -ENOENT : n->kind != N_FILE || !S_ISLNK(n->attr.st_mode) ? -EINVAL
 			 : vc_read_content(fs.store, n->version, &buf, &len);
-	unlock_send(NULL);
+	unlock();
 	char *target = rc ? NULL : strndup(buf ? buf : "", len);
 	free(buf);
 	if (!rc && !target)
@@ -601,7 +552,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	int rc = child_path(parent, name, &path);
 	if (!rc)
 		rc = make_name(req, path, VC_DIR, mode, NULL, &e);
-	unlock_send(NULL);
+	unlock();
 	free(path);
 	reply_entry_or_err(req, rc, &e);
 }
@@ -614,7 +565,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	int rc = child_path(parent, name, &path);
 	if (!rc)
 		rc = make_name(req, path, VC_SYMLINK, 0777, link, &e);
-	unlock_send(NULL);
+	unlock();
 	free(path);
 	reply_entry_or_err(req, rc, &e);
 }
@@ -679,7 +630,7 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	int rc = child_path(parent, name, &path);
 	if (!rc)
 		rc = remove_name(req, path, dir);
-	unlock_send(NULL);
+	unlock();
 	free(path);
 	fuse_reply_err(req, -rc);
 }
@@ -704,10 +655,8 @@ static int commit_pending(fuse_req_t req, const char *path)
 	struct handle tmp = { .kind = H_WRITE, .draft = d };
 	struct invals iv = { 0 };
 	int rc = commit_handle(req, &tmp, &iv);
-	/* The rename that follows moves the name in the kernel itself. */
-	for (size_t i = 0; i < iv.n; i++)
-		free(iv.item[i].name);
-	free(iv.item);
+	/* The rename or link that follows tells the kernel itself. */
+	invals_free(&iv);
 	return rc;
 }
 
@@ -766,7 +715,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		rc = child_path(newparent, newname, &to);
 	if (!rc)
 		rc = do_rename(req, from, to, flags);
-	unlock_send(NULL);
+	unlock();
 	free(from);
 	free(to);
 	fuse_reply_err(req, -rc);
@@ -792,7 +741,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (!rc)
 		log_msg(LOG_INFO, "link %s -> %s (copy-on-write clone) by uid %u pid %d %s", n->path,
 			to, a.uid, a.pid, a.comm);
-	unlock_send(NULL);
+	unlock();
 	free(to);
 	reply_entry_or_err(req, rc, &e);
 }
@@ -910,7 +859,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = redirect_writer(req, n);
 	else
 		rc = open_for_write(req, n, fi);
-	unlock_send(NULL);
+	unlock();
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -978,7 +927,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int rc = child_path(parent, name, &path);
 	if (!rc)
 		rc = do_create(req, path, mode, fi, &e);
-	unlock_send(NULL);
+	unlock();
 	free(path);
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -1008,9 +957,9 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		draft_put(h->draft);
 		handle_free(h);
 	}
-	unlock_send(&iv);
 	free(path);
-	reply_entry_or_err(req, rc, &e);
+	struct reply r = { .req = req, .kind = REPLY_ENTRY, .err = rc, .entry = e };
+	unlock_reply(&iv, &r);
 }
 
 static int read_version(struct handle *h, const char **data, size_t *len)
@@ -1054,7 +1003,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		/* Reply while locked: the draft buffer may move after unlock. */
 		fuse_reply_buf(req, data ? data + from : NULL, n);
 	}
-	unlock_send(NULL);
+	unlock();
 	free(meta);
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -1079,11 +1028,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	} else {
 		rc = -EBADF;
 	}
-	unlock_send(&iv);
-	if (rc)
-		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_write(req, written);
+	struct reply r = { .req = req, .kind = REPLY_WRITE, .err = rc, .written = written };
+	unlock_reply(&iv, &r);
 }
 
 static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool always)
@@ -1095,8 +1041,8 @@ static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	struct node *n = node_by_ino(ino);
 	if (n && n->kind != N_CONTROL && h->kind == H_WRITE && (h->wrote || always))
 		rc = commit_handle(req, h, &iv);
-	unlock_send(&iv);
-	fuse_reply_err(req, -rc);
+	struct reply r = { .req = req, .kind = REPLY_ERR, .err = rc };
+	unlock_reply(&iv, &r);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1145,8 +1091,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			release_write(req, h, &iv);
 		handle_free(h);
 	}
-	unlock_send(&iv);
-	fuse_reply_err(req, 0);
+	struct reply r = { .req = req, .kind = REPLY_ERR };
+	unlock_reply(&iv, &r);
 }
 
 /* ---- directories -------------------------------------------------------- */
@@ -1236,7 +1182,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	lock();
 	struct node *n = node_by_ino(ino);
 	int rc = !dh ? -ENOMEM : !n ? -ENOENT : snapshot_dir(n, dh);
-	unlock_send(NULL);
+	unlock();
 	if (rc) {
 		if (dh)
 			dir_free(dh);
@@ -1298,7 +1244,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			node_forget(node_by_ino(e.ino), 1);
 		used += sz;
 	}
-	unlock_send(NULL);
+	unlock();
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }

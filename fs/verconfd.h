@@ -6,6 +6,7 @@
  *   ops.c      the FUSE low-level operations on the tree
  *   meta.c     the virtual .control file and .versions/ tree
  *   gate.c     the JSON gate and log lines
+ *   notify.c   kernel invalidations, sent before the replies that wait for them
  *
  * The model (see README "Design"): every committed version of a file gets
  * its own inode.  Versions never change, so their page cache never needs to
@@ -154,21 +155,34 @@ void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void actor_of(fuse_req_t req, vc_actor *a);
 void actor_self(vc_actor *a);
 
-/* ---- invalidations (ops.c) ------------------------------------------ */
+/* ---- notify.c: invalidations and the replies that wait for them ---- */
 
-/* Entries and inodes to invalidate once fs.lock is released. */
+/* Directory entries to invalidate once fs.lock is released. */
 struct inval {
-	fuse_ino_t parent; /* with name: a directory entry */
+	fuse_ino_t parent;
 	char *name;
-	fuse_ino_t ino;    /* without name: an inode's attributes */
 };
 struct invals {
 	size_t n, cap;
 	struct inval *item;
 };
 void inval_path(struct invals *iv, const char *path);
-void inval_inode(struct invals *iv, fuse_ino_t ino);
-void invals_send(struct invals *iv);
+void invals_free(struct invals *iv);
+
+enum reply_kind { REPLY_ERR, REPLY_WRITE, REPLY_ATTR, REPLY_ENTRY };
+struct reply {
+	fuse_req_t req;
+	enum reply_kind kind;
+	int err;        /* negative errno: reply with that error */
+	size_t written; /* REPLY_WRITE */
+	struct stat attr; /* REPLY_ATTR */
+	double timeout;
+	struct fuse_entry_param entry; /* REPLY_ENTRY */
+};
+/* Release fs.lock, then send iv's notifications and the reply, in that
+ * order, from the notifier thread (see notify.c). */
+void unlock_reply(struct invals *iv, const struct reply *r);
+int notify_start(void);
 
 /* ---- helpers shared by ops.c and meta.c ----------------------------- */
 

@@ -1,0 +1,152 @@
+/*
+ * Kernel notifications, and the replies that must wait for them.
+ *
+ * A commit or a .control switch must be visible to every reader when the
+ * caller's close(2) or write(2) returns, so the reply is sent only after
+ * the kernel has dropped the stale entries.  But an entry invalidation
+ * takes the directory's lock in the kernel, and a rename, create or
+ * unlink in that directory holds that lock while it waits for a reply of
+ * ours.  If worker threads waited in notifications, enough of them could
+ * leave no worker to answer that request: a deadlock.  So workers never
+ * notify: they queue the notifications with the reply, and this file's one
+ * notifier thread sends both, in order.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "verconfd.h"
+
+struct job {
+	struct invals iv;
+	struct reply reply;
+	struct job *next;
+};
+
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static struct job *head, *tail;
+
+static void inval_add(struct invals *iv, fuse_ino_t parent, const char *name)
+{
+	if (iv->n == iv->cap) {
+		size_t cap = iv->cap ? iv->cap * 2 : 8;
+		struct inval *it = realloc(iv->item, cap * sizeof(*it));
+		if (!it)
+			return;
+		iv->item = it;
+		iv->cap = cap;
+	}
+	iv->item[iv->n++] = (struct inval){ parent, strdup(name) };
+}
+
+void inval_path(struct invals *iv, const char *path)
+{
+	char *dir = path_dir(path);
+	struct node *parent = dir ? node_find(N_DIR, dir, 0) : NULL;
+	/* A directory the kernel never looked up has no cached entries. */
+	if (parent)
+		inval_add(iv, parent->ino, path_base(path));
+	free(dir);
+}
+
+void invals_free(struct invals *iv)
+{
+	for (size_t i = 0; i < iv->n; i++)
+		free(iv->item[i].name);
+	free(iv->item);
+	*iv = (struct invals){ 0 };
+}
+
+static void invals_send(struct invals *iv)
+{
+	for (size_t i = 0; i < iv->n; i++) {
+		struct inval *it = &iv->item[i];
+		/* -ENOENT: the kernel had nothing cached there. */
+		if (it->name)
+			fuse_lowlevel_notify_inval_entry(fs.se, it->parent, it->name,
+							 strlen(it->name));
+	}
+	invals_free(iv);
+}
+
+static void reply_send(const struct reply *r)
+{
+	if (r->err) {
+		fuse_reply_err(r->req, -r->err);
+		return;
+	}
+	switch (r->kind) {
+	case REPLY_ERR:
+		fuse_reply_err(r->req, 0);
+		break;
+	case REPLY_WRITE:
+		fuse_reply_write(r->req, r->written);
+		break;
+	case REPLY_ATTR:
+		fuse_reply_attr(r->req, &r->attr, r->timeout);
+		break;
+	case REPLY_ENTRY:
+		fuse_reply_entry(r->req, &r->entry);
+		break;
+	}
+}
+
+void unlock_reply(struct invals *iv, const struct reply *r)
+{
+	pthread_mutex_unlock(&fs.lock);
+	if (!iv->n) {
+		invals_free(iv);
+		reply_send(r);
+		return;
+	}
+	struct job *j = malloc(sizeof(*j));
+	if (!j) {
+		/* Without memory the caches cannot be told: say so. */
+		invals_free(iv);
+		struct reply failed = *r;
+		failed.err = -ENOMEM;
+		reply_send(&failed);
+		return;
+	}
+	*j = (struct job){ .iv = *iv, .reply = *r };
+	*iv = (struct invals){ 0 };
+	pthread_mutex_lock(&queue_lock);
+	if (tail)
+		tail->next = j;
+	else
+		head = j;
+	tail = j;
+	pthread_cond_signal(&queue_cond);
+	pthread_mutex_unlock(&queue_lock);
+}
+
+static void *notifier(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&queue_lock);
+		while (!head)
+			pthread_cond_wait(&queue_cond, &queue_lock);
+		struct job *j = head;
+		head = j->next;
+		if (!head)
+			tail = NULL;
+		pthread_mutex_unlock(&queue_lock);
+		invals_send(&j->iv);
+		reply_send(&j->reply);
+		free(j);
+	}
+	return NULL;
+}
+
+int notify_start(void)
+{
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, notifier, NULL);
+	if (rc)
+		return -rc;
+	pthread_detach(t);
+	return 0;
+}
