@@ -4,7 +4,7 @@
  * store and passes three directories:
  *
  *   bench --vc MNT --tmpfs DIR --disk DIR --work DIR --verconfd BIN --verconf BIN
- *         [--quick] [--rounds N] [--ms N] [--only cases|scale|growth]
+ *         [--quick] [--rounds N] [--ms N] [--only cases|scale|growth] [--case NAME]
  *         [--json FILE]
  *
  * cases:  syscall loops, one op timed at a time (CLOCK_MONOTONIC) into a
@@ -45,7 +45,7 @@
 /* ---- options and helpers ---------------------------------------------- */
 
 static struct {
-	const char *vc, *tmpfs, *disk, *work, *verconfd, *verconf, *json, *only;
+	const char *vc, *tmpfs, *disk, *work, *verconfd, *verconf, *json, *only, *only_case;
 	bool quick;
 	int rounds;
 	double batch_s;
@@ -769,6 +769,8 @@ static void do_cases(void)
 	struct target tg[NTARGETS];
 	static struct result res[NCASES], par;
 	for (size_t c = 0; c < NCASES; c++) {
+		if (opt.only_case && strcmp(opt.only_case, cases[c].name))
+			continue;
 		memset(tg, 0, sizeof tg);
 		for (int k = 0; k < NTARGETS; k++) {
 			tg[k].kind = k;
@@ -786,6 +788,10 @@ static void do_cases(void)
 	memset(tg, 0, sizeof tg);
 	for (int k = 0; k < NTARGETS; k++)
 		tg[k].kind = k, tg[k].dir = dirs[k], tg[k].fd = -1;
+	if (opt.only_case && strcmp(opt.only_case, "parallel")) {
+		print_cases(res, NULL);
+		return;
+	}
 	run_parallel(tg, &par);
 	print_cases(res, &par);
 }
@@ -1135,7 +1141,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: bench --vc MNT --tmpfs DIR --disk DIR --work DIR --verconfd BIN "
 		"--verconf BIN [--quick] [--rounds N] [--ms N] [--only cases|scale|growth] "
-		"[--json FILE]\n");
+		"[--case NAME] [--json FILE]\n");
 	exit(2);
 }
 
@@ -1145,7 +1151,7 @@ int main(int argc, char **argv)
 		{ "vc", 1, NULL, 'v' }, { "tmpfs", 1, NULL, 't' }, { "disk", 1, NULL, 'd' },
 		{ "work", 1, NULL, 'w' }, { "verconfd", 1, NULL, 'D' }, { "verconf", 1, NULL, 'V' },
 		{ "json", 1, NULL, 'j' }, { "only", 1, NULL, 'o' }, { "quick", 0, NULL, 'q' },
-		{ "rounds", 1, NULL, 'r' }, { "ms", 1, NULL, 'm' },
+		{ "case", 1, NULL, 'c' }, { "rounds", 1, NULL, 'r' }, { "ms", 1, NULL, 'm' },
 		{ NULL, 0, NULL, 0 } };
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1159,6 +1165,7 @@ int main(int argc, char **argv)
 		case 'j': opt.json = optarg; break;
 		case 'o': opt.only = optarg; break;
 		case 'q': opt.quick = true; break;
+		case 'c': opt.only_case = optarg; break;
 		case 'r': opt.rounds = atoi(optarg); break;
 		case 'm': opt.batch_s = atoi(optarg) / 1000.0; break;
 		default: usage();

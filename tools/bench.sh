@@ -10,7 +10,7 @@
 # the scale (10k, 100k, 1M versions) and store-growth figures: about three
 # minutes.  --quick is the CI smoke (seconds; figures meaningless); --json
 # FILE writes the figures too.  Other arguments go to the bench program (--rounds N, --ms N,
-# --only cases|scale|growth).  The trap unmounts and ends only the daemons
+# --only cases|scale|growth, --case NAME).  The trap unmounts and ends only the daemons
 # this script (and its bench program) started.
 set -euo pipefail
 
