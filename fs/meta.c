@@ -107,7 +107,8 @@ static int lookup_version_file(struct node *parent, const char *name,
 	if (!n)
 		return -ENOMEM;
 	n->nlookup--; /* reply_node counts it */
-	attr_from_version(&n->attr, &v, n->ino);
+	attr_from_version(&n->attr, &v);
+	n->attr.st_ino = VERSION_INO(id);
 	/* Read-only, a regular file even for a symlink version (its content
 	 * is the target), under that version's own owner and mode. */
 	n->attr.st_mode = S_IFREG | (v.mode & 07555);
@@ -125,7 +126,8 @@ static int lookup_history_dir(const char *path, struct fuse_entry_param *e)
 	if (!n)
 		return -ENOMEM;
 	n->nlookup--;
-	attr_from_version(&n->attr, &v, n->ino);
+	attr_from_version(&n->attr, &v);
+	n->attr.st_ino = n->ino;
 	/* A directory's history is searchable by whom the directory is; a
 	 * file's list of ids is open, its versions are not. */
 	n->attr.st_mode = S_IFDIR | (v.kind == VC_DIR ? v.mode & 0555 : 0555);

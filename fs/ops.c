@@ -83,10 +83,10 @@ static struct timespec ts_of(int64_t ns)
 	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
 }
 
-void attr_from_version(struct stat *st, const vc_version *v, fuse_ino_t ino)
+void attr_from_version(struct stat *st, const vc_version *v)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
+	st->st_ino = PATH_INO(v->path_id);
 	st->st_mode = type_bits(v->kind) | (v->mode & 07777);
 	st->st_nlink = 1;
 	st->st_uid = v->uid;
@@ -97,9 +97,9 @@ void attr_from_version(struct stat *st, const vc_version *v, fuse_ino_t ino)
 	st->st_atim = st->st_mtim = st->st_ctim = ts_of(v->created_ns);
 }
 
-void attr_from_entry(struct stat *st, const vc_entry *e, fuse_ino_t ino)
+void attr_from_entry(struct stat *st, const vc_entry *e)
 {
-	attr_from_version(st, &e->head, ino);
+	attr_from_version(st, &e->head);
 	st->st_atim = ts_of(e->atime_ns);
 	st->st_mtim = ts_of(e->mtime_ns);
 	st->st_ctim = ts_of(e->ctime_ns);
@@ -129,7 +129,7 @@ static int attr_of_draft(const struct draft *d, const char *path, struct stat *s
 	int rc = vc_lookup(fs.store, path, &ve);
 	if (rc)
 		return rc;
-	attr_from_entry(st, &ve, ino);
+	attr_from_entry(st, &ve);
 	return 0;
 }
 
@@ -184,7 +184,7 @@ static int entry_for_path(const char *path, pid_t pid, struct fuse_entry_param *
 						: node_get(N_FILE, path, ve.head.id);
 	if (!n)
 		return -ENOMEM;
-	attr_from_entry(&n->attr, &ve, n->ino);
+	attr_from_entry(&n->attr, &ve);
 	e->ino = n->ino;
 	e->attr = n->attr;
 	return 0;
@@ -318,7 +318,7 @@ static int node_attr(struct node *n, struct fuse_file_info *fi, pid_t pid, struc
 		int rc = vc_lookup(fs.store, n->path, &ve);
 		if (rc)
 			return rc;
-		attr_from_entry(&n->attr, &ve, n->ino);
+		attr_from_entry(&n->attr, &ve);
 	}
 	struct handle *h = fi ? handle_of(fi) : NULL;
 	struct draft *d = n->kind != N_DRAFT ? NULL : h && h->kind == H_WRITE ? h->draft
@@ -430,6 +430,10 @@ static int set_owner_mode(fuse_req_t req, struct node *n, const struct stat *att
 	};
 	vc_id id;
 	rc = vc_commit(fs.store, &c, &id, NULL);
+	/* A commit stamps the path's mtime; chmod and chown change ctime only
+	 * (rsync -a sets times, then modes). */
+	if (!rc)
+		rc = vc_set_times(fs.store, n->path, -1, ve.mtime_ns);
 	if (rc)
 		return rc;
 	if (n->kind == N_FILE && n->version == ve.head.id)
@@ -487,7 +491,7 @@ static int do_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_
 	vc_entry ve;
 	if (n->kind == N_FILE && n->path && vc_lookup(fs.store, n->path, &ve) == 0 &&
 	    ve.head.id == n->version)
-		attr_from_entry(&n->attr, &ve, n->ino);
+		attr_from_entry(&n->attr, &ve);
 	return node_attr(n, fi, fuse_req_ctx(req)->pid, attr);
 }
 
@@ -689,8 +693,16 @@ static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned 
 	if (rc)
 		return rc;
 	vc_actor a;
+	vc_entry src;
 	actor_of(req, &a);
-	rc = vc_rename(fs.store, from, to, flags & RENAME_NOREPLACE ? VC_RENAME_NOREPLACE : 0, &a);
+	rc = vc_lookup(fs.store, from, &src);
+	if (!rc)
+		rc = vc_rename(fs.store, from, to, flags & RENAME_NOREPLACE ? VC_RENAME_NOREPLACE : 0,
+			       &a);
+	/* rename(2) keeps the file's times; the store's new version at the
+	 * target would carry the time of the move. */
+	if (!rc)
+		rc = vc_set_times(fs.store, to, src.atime_ns, src.mtime_ns);
 	if (rc)
 		return rc;
 	/* The replaced target's nodes lose their name first, so the moved
@@ -1128,7 +1140,7 @@ static void dir_add(void *ctx, const char *name, struct stat *st)
 static int add_child(const char *name, const vc_entry *e, void *ctx)
 {
 	struct stat st;
-	attr_from_entry(&st, e, 0);
+	attr_from_entry(&st, e);
 	dir_add(ctx, name, &st);
 	return 0;
 }

@@ -189,8 +189,18 @@ int notify_start(void);
 char *path_join(const char *dir, const char *name);
 const char *path_base(const char *path);
 char *path_dir(const char *path);
-void attr_from_entry(struct stat *st, const vc_entry *e, fuse_ino_t ino);
-void attr_from_version(struct stat *st, const vc_version *v, fuse_ino_t ino);
+/*
+ * Inode numbers shown by stat are not the kernel's node ids.  A path keeps
+ * its number across versions, as a file edited in place does, so tools
+ * that compare st_ino before and after opening (vim) see the same file,
+ * while a link (a clone: another path) has its own.  Versions under
+ * .versions/ have theirs.  Node ids, and the numbers of the virtual files
+ * and of files not yet committed, stay below 2^40.
+ */
+#define PATH_INO(path_id) ((1ULL << 40) + (uint64_t)(path_id))
+#define VERSION_INO(version_id) ((2ULL << 40) + (uint64_t)(version_id))
+void attr_from_entry(struct stat *st, const vc_entry *e);
+void attr_from_version(struct stat *st, const vc_version *v);
 extern const double ENTRY_TIMEOUT;
 
 /* ---- meta.c --------------------------------------------------------- */
