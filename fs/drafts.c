@@ -275,11 +275,14 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 		return 0;
 	if (d->len > fs.max_file_size)
 		return -EFBIG;
+	int rc = store_check();
+	if (rc)
+		return rc;
 	vc_commit_req req = {
 		.path = d->path, .kind = VC_FILE, .op = d->op,
 		.data = d->buf, .len = d->len, .status = VC_ACCEPTED, .actor = a,
 	};
-	int rc = commit_meta(d, &req);
+	rc = commit_meta(d, &req);
 	if (rc)
 		return rc;
 	char reason[VC_REASON_MAX];

@@ -2,9 +2,11 @@
  * The JSON gate, log lines, and who is asking.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -84,18 +86,55 @@ int gate_check(const char *path, const char *buf, size_t len, char *reason, size
 	return json_check(buf, len, reason, rlen);
 }
 
+/* Paths and process names may hold newlines and escapes: a log line must
+ * stay one line that no file name can forge.  Control bytes and
+ * backslashes are written as C escapes. */
+static char *escape_line(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(n * 4 + 1), *p = out;
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '\\')
+			p += sprintf(p, "\\\\");
+		else if (ch == '\n')
+			p += sprintf(p, "\\n");
+		else if (ch < 0x20 || ch == 0x7f)
+			p += sprintf(p, "\\x%02x", ch);
+		else
+			*p++ = (char)ch;
+	}
+	*p = '\0';
+	return out;
+}
+
 void log_msg(int prio, const char *fmt, ...)
 {
 	va_list ap;
+	char *line = NULL, *safe;
 	va_start(ap, fmt);
-	if (fs.foreground) {
-		char line[1024];
-		vsnprintf(line, sizeof(line), fmt, ap);
-		fprintf(stderr, "verconfd: %s\n", line);
-	} else {
-		vsyslog(prio, fmt, ap);
-	}
+	if (vasprintf(&line, fmt, ap) < 0)
+		line = NULL;
 	va_end(ap);
+	safe = line ? escape_line(line) : NULL;
+	if (fs.foreground)
+		fprintf(stderr, "verconfd: %s\n", safe ? safe : fmt);
+	else
+		syslog(prio, "%s", safe ? safe : fmt);
+	free(safe);
+	free(line);
+}
+
+int store_result(int rc, const char *what, const char *path)
+{
+	if (rc != -ENOSPC && rc != -EIO && rc != -EROFS && rc != -ENOMEM && rc != -EBUSY)
+		return rc;
+	snprintf(fs.last_error, sizeof(fs.last_error), "%s %.200s: %s", what, path,
+		 vc_errmsg(fs.store));
+	log_msg(LOG_ERR, "%s of %s failed: %s", what, path, vc_errmsg(fs.store));
+	return rc;
 }
 
 static void comm_of(pid_t pid, char *comm, size_t len)

@@ -269,6 +269,26 @@ static void remove_store(const char *path)
 	unlink(side);
 }
 
+/* The store file as opened: changes are refused once it is gone or
+ * replaced (its directory removed, say), since SQLite would go on writing
+ * into an unlinked file and lose everything at unmount. */
+static dev_t store_dev;
+static ino_t store_ino;
+
+int store_check(void)
+{
+	static bool logged;
+	struct stat st;
+	if (stat(fs.store_path, &st) == 0 && st.st_dev == store_dev && st.st_ino == store_ino)
+		return 0;
+	snprintf(fs.last_error, sizeof(fs.last_error),
+		 "store %s was removed or replaced: changes refused (EIO); remount", fs.store_path);
+	if (!logged)
+		log_msg(LOG_ERR, "%s", fs.last_error);
+	logged = true;
+	return -EIO;
+}
+
 static int open_store(bool *created)
 {
 	char err[512];
@@ -280,6 +300,11 @@ static int open_store(bool *created)
 	if (rc) {
 		fprintf(stderr, "verconfd: %s\n", err);
 		return rc;
+	}
+	struct stat st;
+	if (stat(fs.store_path, &st) == 0) {
+		store_dev = st.st_dev;
+		store_ino = st.st_ino;
 	}
 	if (*created && !fs.noimport) {
 		rc = import_tree(fs.mountpoint);

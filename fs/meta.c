@@ -463,6 +463,9 @@ static int cmd_restore(const vc_actor *a, const char *arg, struct invals *iv)
  */
 int meta_write(fuse_req_t req, const char *buf, size_t size, struct invals *iv)
 {
+	int gone = store_check();
+	if (gone)
+		return gone;
 	if (size == 0 || size > COMMAND_MAX || memchr(buf, '\0', size))
 		return -EINVAL;
 	char *line = strndup(buf, size);

@@ -429,7 +429,9 @@ static int set_owner_mode(fuse_req_t req, struct node *n, const struct stat *att
 		.status = VC_ACCEPTED, .actor = &a,
 	};
 	vc_id id;
-	rc = vc_commit(fs.store, &c, &id, NULL);
+	rc = store_check();
+	if (!rc)
+		rc = store_result(vc_commit(fs.store, &c, &id, NULL), vc_op_name(c.op), n->path);
 	/* A commit stamps the path's mtime; chmod and chown change ctime only
 	 * (rsync -a sets times, then modes). */
 	if (!rc)
@@ -462,7 +464,10 @@ static int set_times(struct node *n, const struct stat *attr, int to_set)
 			d->mtime_ns = mt;
 		return 0;
 	}
-	return n->path ? vc_set_times(fs.store, n->path, at, mt) : -ENOENT;
+	if (!n->path)
+		return -ENOENT;
+	int rc = store_check();
+	return rc ? rc : store_result(vc_set_times(fs.store, n->path, at, mt), "utimens", n->path);
 }
 
 static int do_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,
@@ -540,11 +545,14 @@ static int make_name(fuse_req_t req, const char *path, enum vc_kind kind, mode_t
 	vc_entry ve;
 	if (draft_find(path) || vc_lookup(fs.store, path, &ve) == 0)
 		return -EEXIST;
+	int rc = store_check();
+	if (rc)
+		return rc;
 	vc_commit_req c = { .path = path, .kind = kind,
 			    .op = kind == VC_DIR ? VC_OP_MKDIR : VC_OP_SYMLINK,
 			    .data = target, .len = target ? strlen(target) : 0, .mode = m & 07777,
 			    .uid = uid, .gid = gid, .status = VC_ACCEPTED, .actor = &a };
-	int rc = vc_commit(fs.store, &c, NULL, NULL);
+	rc = store_result(vc_commit(fs.store, &c, NULL, NULL), vc_op_name(c.op), path);
 	return rc ? rc : entry_for_path(path, fuse_req_ctx(req)->pid, e);
 }
 
@@ -617,7 +625,9 @@ static int remove_name(fuse_req_t req, const char *path, bool dir)
 		return -ENOTEMPTY;
 	vc_actor a;
 	actor_of(req, &a);
-	rc = vc_delete(fs.store, path, &a);
+	rc = store_check();
+	if (!rc)
+		rc = store_result(vc_delete(fs.store, path, &a), "delete", path);
 	if (rc)
 		return rc;
 	draft_unlink(path);
@@ -697,8 +707,11 @@ static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned 
 	actor_of(req, &a);
 	rc = vc_lookup(fs.store, from, &src);
 	if (!rc)
-		rc = vc_rename(fs.store, from, to, flags & RENAME_NOREPLACE ? VC_RENAME_NOREPLACE : 0,
-			       &a);
+		rc = store_check();
+	if (!rc)
+		rc = store_result(vc_rename(fs.store, from, to,
+					    flags & RENAME_NOREPLACE ? VC_RENAME_NOREPLACE : 0, &a),
+				  "rename", from);
 	/* rename(2) keeps the file's times; the store's new version at the
 	 * target would carry the time of the move. */
 	if (!rc)
@@ -747,7 +760,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	vc_actor a;
 	actor_of(req, &a);
 	if (!rc)
-		rc = vc_link(fs.store, n->path, to, &a, NULL);
+		rc = store_check();
+	if (!rc)
+		rc = store_result(vc_link(fs.store, n->path, to, &a, NULL), "link", to);
 	if (!rc)
 		rc = entry_for_path(to, fuse_req_ctx(req)->pid, &e);
 	if (!rc)

@@ -221,5 +221,10 @@ int meta_readdir(struct node *n, void (*add)(void *ctx, const char *name, struct
 
 /* main.c */
 int import_tree(const char *dir);
+/* 0 while the store file is the one opened; -EIO (logged) once it is gone. */
+int store_check(void);
+/* Log a change the store refused for a reason of its own (full, I/O),
+ * note it as .control's last-error, and return rc. */
+int store_result(int rc, const char *what, const char *path);
 
 #endif
