@@ -227,7 +227,9 @@ int open_store(struct ctx *c)
 	vc_actor me = { .uid = getuid(), .gid = getgid(), .pid = getpid(), .comm = "verconf" };
 	rc = vc_open(c->store_file, VC_OPEN_READONLY, &me, &c->store, err, sizeof err);
 	if (rc < 0)
-		return fail(EXIT_STORE, "%s: %s", c->store_file, *err ? err : strerror(-rc));
+		/* The store's messages name the file already. */
+		return *err ? fail(EXIT_STORE, "%s", err)
+			    : fail(EXIT_STORE, "%s: %s", c->store_file, strerror(-rc));
 	return EXIT_OK;
 }
 
