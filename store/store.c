@@ -888,6 +888,12 @@ static int open_err(vc_store *s, int rc, const char *what)
 		return seterr(s, -EIO, "%s: store is corrupt (%s: %s)", s->file, what,
 			      sqlite3_errmsg(s->db));
 	case SQLITE_CANTOPEN:
+		/* The file is there but SQLite could not open it: what failed
+		 * is the WAL or shared-memory file it creates beside it. */
+		if (sys == ENOENT && access(s->file, F_OK) == 0)
+			return seterr(s, -EACCES,
+				      "%s: cannot create its -wal/-shm files beside it "
+				      "(is the directory writable?)", s->file);
 		return seterr(s, sys ? -sys : -EACCES, "%s: cannot open: %s", s->file,
 			      sys ? strerror(sys) : sqlite3_errmsg(s->db));
 	default:
