@@ -57,9 +57,12 @@ int cmd_fsck(struct ctx *c, int argc, char **argv)
 
 /* ---- export ---------------------------------------------------------- */
 
+/* Files are made relative to an fd of DIR (the *at calls): a store path
+ * may be up to 4095 bytes, and DIR in front would pass PATH_MAX. */
 struct export_state {
 	struct ctx *c;
 	const char *dir;
+	int dirfd;
 	bool keep_owner; /* only root can give files away */
 	int files, dirs, symlinks;
 };
@@ -83,11 +86,11 @@ static int prepare_export_dir(const char *dir)
 	return empty ? EXIT_OK : fail(EXIT_USAGE, "%s is not empty", dir);
 }
 
-static void set_times(const char *file, int64_t ns)
+static void set_times(int dirfd, const char *file, int64_t ns)
 {
 	struct timespec ts[2] = { { ns / 1000000000, ns % 1000000000 },
 				  { ns / 1000000000, ns % 1000000000 } };
-	utimensat(AT_FDCWD, file, ts, AT_SYMLINK_NOFOLLOW);
+	utimensat(dirfd, file, ts, AT_SYMLINK_NOFOLLOW);
 }
 
 /* Owner, mode and time, in that order: chown clears the set-id bits, and
@@ -95,11 +98,11 @@ static void set_times(const char *file, int64_t ns)
 static int apply_metadata(struct export_state *st, const char *file, const vc_entry *e)
 {
 	const vc_version *v = &e->head;
-	if (st->keep_owner && lchown(file, v->uid, v->gid) < 0)
+	if (st->keep_owner && fchownat(st->dirfd, file, v->uid, v->gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (v->kind != VC_SYMLINK && chmod(file, v->mode & 07777) < 0)
+	if (v->kind != VC_SYMLINK && fchmodat(st->dirfd, file, v->mode & 07777, 0) < 0)
 		return -errno;
-	set_times(file, e->mtime_ns);
+	set_times(st->dirfd, file, e->mtime_ns);
 	return 0;
 }
 
@@ -112,10 +115,11 @@ static int write_content(struct export_state *st, const char *file, const vc_ver
 		return rc;
 	if (v->kind == VC_SYMLINK) {
 		char *target = strndup(buf ? buf : "", len);
-		rc = symlink(target, file) < 0 ? -errno : 0;
+		rc = symlinkat(target, st->dirfd, file) < 0 ? -errno : 0;
 		free(target);
 	} else {
-		int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		int fd = openat(st->dirfd, file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				0600);
 		rc = fd < 0 ? -errno : write_all(fd, buf, len);
 		if (fd >= 0 && close(fd) < 0 && rc == 0)
 			rc = -errno;
@@ -126,25 +130,21 @@ static int write_content(struct export_state *st, const char *file, const vc_ver
 
 static int export_entry(struct export_state *st, const char *name, const vc_entry *e)
 {
-	char *file;
 	int rc;
 	if (vc_path_check(name) < 0)
 		return fail(EXIT_STORE, "refusing to export a bad path from the store: %s", name);
-	if (asprintf(&file, "%s/%s", st->dir, name) < 0)
-		abort();
 	if (e->head.kind == VC_DIR) {
 		/* Made writable now; its own mode is set once its children are in. */
-		rc = mkdir(file, 0700) < 0 ? -errno : 0;
+		rc = mkdirat(st->dirfd, name, 0700) < 0 ? -errno : 0;
 		st->dirs++;
 	} else {
-		rc = write_content(st, file, &e->head);
+		rc = write_content(st, name, &e->head);
 		if (rc == 0)
-			rc = apply_metadata(st, file, e);
+			rc = apply_metadata(st, name, e);
 		e->head.kind == VC_SYMLINK ? st->symlinks++ : st->files++;
 	}
 	if (rc < 0)
-		rc = fail(EXIT_STORE, "%s: %s", file, strerror(-rc));
-	free(file);
+		rc = fail(EXIT_STORE, "%s/%s: %s", st->dir, name, strerror(-rc));
 	return rc;
 }
 
@@ -155,15 +155,10 @@ static int finish_dirs(struct export_state *st, const struct entry_list *l)
 		const struct listed_entry *it = &l->items[i];
 		if (it->e.head.kind != VC_DIR)
 			continue;
-		char *file;
-		if (asprintf(&file, "%s%s%s", st->dir, *it->name ? "/" : "", it->name) < 0)
-			abort();
+		const char *file = *it->name ? it->name : ".";
 		int rc = apply_metadata(st, file, &it->e);
 		if (rc < 0)
-			fail(EXIT_STORE, "%s: %s", file, strerror(-rc));
-		free(file);
-		if (rc < 0)
-			return EXIT_STORE;
+			return fail(EXIT_STORE, "%s/%s: %s", st->dir, file, strerror(-rc));
 	}
 	return EXIT_OK;
 }
@@ -216,11 +211,16 @@ int cmd_export(struct ctx *c, int argc, char **argv)
 		rc = store_fail(c, rc, "reading the journal");
 	if (rc == EXIT_OK && (rc = vc_tree_at(c->store, seq, collect_entry, &l)) < 0)
 		rc = store_fail(c, rc, "reading the tree at sequence %" PRId64, seq);
-	struct export_state st = { c, argv[first], geteuid() == 0, 0, 0, 0 };
+	struct export_state st = { .c = c, .dir = argv[first], .dirfd = -1,
+				   .keep_owner = geteuid() == 0 };
 	if (rc == EXIT_OK)
 		rc = prepare_export_dir(st.dir);
+	if (rc == EXIT_OK && (st.dirfd = open(st.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		rc = fail(EXIT_STORE, "%s: %s", st.dir, strerror(errno));
 	if (rc == EXIT_OK)
 		rc = export_tree(&st, &l);
+	if (st.dirfd >= 0)
+		close(st.dirfd);
 	if (rc == EXIT_OK)
 		rc = report_export(c, &st, seq);
 	free_entries(&l);
