@@ -63,7 +63,9 @@ static void invals_send(struct invals *iv)
 {
 	for (size_t i = 0; i < iv->n; i++) {
 		struct inval *it = &iv->item[i];
-		/* -ENOENT: the kernel had nothing cached there. */
+		/* -ENOENT: the kernel had nothing cached there.  Dropping an
+		 * entry also marks its directory changed, which discards the
+		 * kernel's cached listing of it (cache_readdir). */
 		if (it->name)
 			fuse_lowlevel_notify_inval_entry(fs.se, it->parent, it->name,
 							 strlen(it->name));

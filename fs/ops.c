@@ -842,6 +842,8 @@ static int open_for_read(struct node *n, struct fuse_file_info *fi)
 		fi->keep_cache = 1;
 	else
 		fi->direct_io = 1;
+	/* A reader's close commits nothing: spare it the FLUSH round trip. */
+	fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -1126,10 +1128,17 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 struct dirent_snap {
 	char *name;
-	struct stat st;  /* st_ino 0: not yet known */
+	struct stat st;
+	enum vc_kind kind;
+	vc_id version;   /* the head listed; 0 for ".", "..", pending and virtual names */
 };
 
+/* A directory listing, taken at the first readdir of an open (with
+ * cache_readdir, the kernel often needs none). */
 struct dir_handle {
+	fuse_ino_t ino;
+	bool taken;
+	vc_id seq;       /* the store's clock when it was taken */
 	struct dirent_snap *ents;
 	size_t n, cap;
 	char *path;      /* NULL for .versions directories */
@@ -1147,16 +1156,20 @@ static void dir_add(void *ctx, const char *name, struct stat *st)
 		dh->ents = e;
 		dh->cap = cap;
 	}
-	dh->ents[dh->n].name = strdup(name);
-	dh->ents[dh->n].st = *st;
+	dh->ents[dh->n] = (struct dirent_snap){ .name = strdup(name), .st = *st };
 	dh->n++;
 }
 
 static int add_child(const char *name, const vc_entry *e, void *ctx)
 {
+	struct dir_handle *dh = ctx;
 	struct stat st;
 	attr_from_entry(&st, e);
 	dir_add(ctx, name, &st);
+	if (dh->n) {
+		dh->ents[dh->n - 1].kind = e->head.kind;
+		dh->ents[dh->n - 1].version = e->head.id;
+	}
 	return 0;
 }
 
@@ -1181,7 +1194,9 @@ static int snapshot_dir(struct node *n, struct dir_handle *dh)
 	if (!n->path)
 		return -ENOENT;
 	dh->path = strdup(n->path);
-	int rc = vc_list_dir(fs.store, n->path, add_child, dh);
+	int rc = vc_last_seq(fs.store, &dh->seq);
+	if (!rc)
+		rc = vc_list_dir(fs.store, n->path, add_child, dh);
 	if (rc)
 		return rc;
 	drafts_pending_in(n->path, add_pending, dh);
@@ -1208,20 +1223,47 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct dir_handle *dh = calloc(1, sizeof(*dh));
 	lock();
 	struct node *n = node_by_ino(ino);
-	int rc = !dh ? -ENOMEM : !n ? -ENOENT : snapshot_dir(n, dh);
+	int rc = !dh ? -ENOMEM : !n ? -ENOENT : n->kind == N_DIR || is_meta(n) ? 0 : -ENOTDIR;
+	/* The kernel keeps a listing it has read until the directory
+	 * changes: through its own create, unlink and rename, or when an
+	 * entry in it is invalidated (every head move does that). */
+	if (!rc && n->kind == N_DIR) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
 	unlock();
 	if (rc) {
-		if (dh)
-			dir_free(dh);
+		free(dh);
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	dh->ino = ino;
 	fi->fh = (uintptr_t)dh;
 	fuse_reply_open(req, fi);
 }
 
+/* A name listed at dh->seq still shows that version if the store's clock
+ * has not moved since and no draft is open on it: no lookup needed. */
+static int listed_entry(struct dir_handle *dh, const struct dirent_snap *s, const char *path,
+			vc_id now, pid_t pid, struct fuse_entry_param *e)
+{
+	if (!s->version || now != dh->seq || draft_find(path))
+		return entry_for_path(path, pid, e);
+	struct node *n = s->kind == VC_DIR ? node_get(N_DIR, path, 0)
+					   : node_get(N_FILE, path, s->version);
+	if (!n)
+		return -ENOMEM;
+	if (n->nlookup == 1)
+		n->attr = s->st;
+	*e = (struct fuse_entry_param){ .ino = n->ino, .attr = n->attr,
+					.entry_timeout = ENTRY_TIMEOUT,
+					.attr_timeout = ENTRY_TIMEOUT };
+	return 0;
+}
+
 /* The entry of one listed name, as a lookup would give it. */
-static int dir_entry(struct dir_handle *dh, size_t i, pid_t pid, struct fuse_entry_param *e)
+static int dir_entry(struct dir_handle *dh, size_t i, vc_id now, pid_t pid,
+		     struct fuse_entry_param *e)
 {
 	struct dirent_snap *s = &dh->ents[i];
 	if (!strcmp(s->name, ".") || !strcmp(s->name, "..")) {
@@ -1233,7 +1275,7 @@ static int dir_entry(struct dir_handle *dh, size_t i, pid_t pid, struct fuse_ent
 	if (!*dh->path && (!strcmp(s->name, CONTROL_NAME) || !strcmp(s->name, VERSIONS_NAME)))
 		return meta_lookup_root(s->name, e);
 	char *path = path_join(dh->path, s->name);
-	int rc = path ? entry_for_path(path, pid, e) : -ENOMEM;
+	int rc = path ? listed_entry(dh, s, path, now, pid, e) : -ENOMEM;
 	free(path);
 	if (!rc && !e->ino)
 		rc = -ENOENT; /* gone since opendir */
@@ -1251,9 +1293,21 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 		return;
 	}
 	lock();
+	vc_id now = 0;
+	struct node *dir = node_by_ino(dh->ino);
+	int rc = dh->taken ? 0 : !dir ? -ENOENT : snapshot_dir(dir, dh);
+	dh->taken = true;
+	if (!rc && !dh->meta)
+		rc = vc_last_seq(fs.store, &now);
+	if (rc) {
+		unlock();
+		free(buf);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	for (size_t i = (size_t)off; i < dh->n; i++) {
 		struct fuse_entry_param e;
-		if (dir_entry(dh, i, fuse_req_ctx(req)->pid, &e))
+		if (dir_entry(dh, i, now, fuse_req_ctx(req)->pid, &e))
 			continue;
 		size_t sz = plus ? fuse_add_direntry_plus(req, buf + used, size - used,
 							  dh->ents[i].name, &e, (off_t)i + 1)

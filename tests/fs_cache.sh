@@ -8,7 +8,7 @@ printf '{"cached": 1}\n' > "$MNT/app.json"
 cat "$MNT/app.json" >/dev/null; stat "$MNT/app.json" >/dev/null
 sleep 0.2
 count() { grep -c "opcode: $1 " "$LOG" || true; }
-l0=$(count LOOKUP); g0=$(count GETATTR); r0=$(count READ); o0=$(count OPEN)
+l0=$(count LOOKUP); g0=$(count GETATTR); r0=$(count READ); o0=$(count OPEN); f0=$(count FLUSH)
 for _ in $(seq 50); do
 	stat -c %s "$MNT/app.json" >/dev/null
 	cat "$MNT/app.json" >/dev/null
@@ -18,7 +18,17 @@ expect_eq "$(( $(count LOOKUP) - l0 ))" 0 "LOOKUPs for 50 re-reads"
 expect_eq "$(( $(count GETATTR) - g0 ))" 0 "GETATTRs for 50 stats"
 expect_eq "$(( $(count READ) - r0 ))" 0 "READs for 50 re-reads of cached pages"
 [ $(( $(count OPEN) - o0 )) -ge 50 ] || fail "expected one OPEN per open (counting works)"
+expect_eq "$(( $(count FLUSH) - f0 ))" 0 "FLUSHes for 50 readers' closes (noflush)"
 ok "unchanged config served by the kernel"
+
+# A listing read once is kept by the kernel until the directory changes.
+ls "$MNT" >/dev/null
+d0=$(count READDIRPLUS)
+for _ in $(seq 20); do ls "$MNT" >/dev/null; done
+expect_eq "$(( $(count READDIRPLUS) - d0 ))" 0 "READDIRPLUS for 20 unchanged listings"
+printf x > "$MNT/new.conf"
+ls "$MNT" | grep -qx new.conf || fail "a new name missing from the listing"
+ok "directory listings cached"
 
 # A commit and a .control switch are visible at once despite the caches.
 printf '{"cached": 2}\n' > "$MNT/app.json"

@@ -26,9 +26,14 @@ printf 'a1' > a.conf; printf 'b1' > b.conf
 seq=$(sed -n 's/^seq: //p' .control)
 sleep 1.1; t=$(date -u +%Y-%m-%dT%H:%M:%SZ); sleep 1.1
 printf 'a2' > a.conf; printf 'b2' > b.conf; printf 'c2' > c.conf
+ls >/dev/null   # let the kernel cache the listing that holds c.conf
 echo "restore @$seq" > .control
 expect_eq "$(cat a.conf)$(cat b.conf)" "a1b1" "restore @SEQ"
 [ ! -e c.conf ] || fail "a path created after SEQ survived the restore"
+ls | grep -qx c.conf && fail "the cached listing still shows c.conf after the restore"
+echo "restore @$((seq + 3))" > .control
+ls | grep -qx c.conf || fail "the cached listing does not show c.conf brought back by a restore"
+echo "restore @$seq" > .control
 printf 'a3' > a.conf
 echo "restore $t" > .control
 expect_eq "$(cat a.conf)$(cat b.conf)" "a1b1" "restore TIME"
