@@ -26,6 +26,7 @@
 
 #include <openssl/evp.h>
 #include <sqlite3.h>
+#include <zstd.h>
 
 /* PRAGMA application_id: "vcon" in ASCII, so file(1) and a hex dump show
  * what the file is. */
@@ -36,6 +37,26 @@
  * Readers in WAL mode never wait for the writer, but a checkpoint or the
  * first open of the -shm file can briefly need an exclusive lock. */
 #define VC_BUSY_MS 5000
+
+/*
+ * Blob codecs (README.md, "Codecs and keyframes").  blobs.codec is one of
+ *   'raw'          data is the content;
+ *   'zstd'         data is one standalone zstd frame of the content;
+ *   'zstd:<id>'    data is one zstd frame compressed with blob <id>'s raw
+ *                  content as reference prefix (a delta).
+ * 'raw' and 'zstd' blobs are keyframes; a delta's base is always a
+ * keyframe, so reading any blob takes at most two decompressions.
+ */
+#define VC_RAW_MAX 63            /* blobs up to this size always stay raw */
+#define VC_ZSTD_LEVEL 9          /* keyframes */
+#define VC_DELTA_LEVEL 9         /* deltas: written at every commit */
+/* A delta is stored only while it is at most 1/VC_DELTA_FRACTION of the
+ * content compressed standalone; past that the commit starts a new
+ * keyframe. */
+#define VC_DELTA_FRACTION 8
+/* The last decoded zstd keyframe is kept for the next delta (read or
+ * commit), up to this size. */
+#define VC_KEYCACHE_MAX (16u << 20)
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -130,6 +151,14 @@ static const char trigger_list_sql[] =
 	" FROM versions v JOIN paths p ON p.id = v.path_id"                   \
 	" LEFT JOIN blobs b ON b.id = v.blob_id"
 #define ACTOR_COLS "actor_uid, actor_gid, actor_pid, actor_comm"
+/* The keyframe of delta blob b ('zstd:<id>'), NULL for any other codec. */
+#define DELTA_BASE(b) "CASE WHEN " b ".codec GLOB 'zstd:*'"                 \
+	" THEN CAST(substr(" b ".codec, 6) AS INTEGER) END"
+/* A blob row b and its keyframe k, read by read_blobrow() in this order. */
+#define BLOB_COLS "b.id, b.codec, b.size, b.sha256, b.data," \
+	" k.id, k.codec, k.size, k.sha256, k.data"
+#define VER_BLOB_JOIN " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id" \
+	" LEFT JOIN blobs k ON k.id = " DELTA_BASE("b")
 
 enum {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
@@ -138,7 +167,7 @@ enum {
 	ST_PATHINFO, ST_PATHINS, ST_LASTTIME, ST_BLOBFIND, ST_BLOBINS,
 	ST_VERBLOB, ST_VERINS, ST_CLONE, ST_SETHEAD, ST_JOURNAL,
 	ST_LIVECHILD, ST_LASTJ, ST_LASTDIR, ST_SETTIMES, ST_DESC,
-	ST_RESTORE,
+	ST_RESTORE, ST_BASEFOR,
 	ST_COUNT
 };
 
@@ -148,8 +177,9 @@ static const char *const st_sql[ST_COUNT] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_LOOKUP] = "SELECT " ECOLS HEAD_JOIN " WHERE p.path = ?1",
 	[ST_GETVER] = "SELECT " VCOLS VER_JOIN " WHERE v.id = ?1",
-	[ST_CONTENT] = "SELECT v.kind, v.blob_id, b.codec, b.data FROM versions v"
-		       " LEFT JOIN blobs b ON b.id = v.blob_id WHERE v.id = ?1",
+	/* A version's blob and, for a delta, its keyframe: one probe of the
+	 * versions b-tree and at most two rowid probes of blobs. */
+	[ST_CONTENT] = "SELECT v.kind, v.blob_id, " BLOB_COLS VER_BLOB_JOIN " WHERE v.id = ?1",
 	[ST_LISTDIR] = "SELECT " ECOLS HEAD_JOIN
 		       " WHERE p.parent = ?1 AND p.head IS NOT NULL ORDER BY p.name",
 	[ST_LISTVER] = "SELECT " VCOLS VER_JOIN
@@ -176,7 +206,7 @@ static const char *const st_sql[ST_COUNT] = {
 		       " ctime_ns) VALUES (?1, ?2, ?3, NULL, ?4, ?4, ?4)",
 	[ST_LASTTIME] = "SELECT time_ns FROM journal ORDER BY seq DESC LIMIT 1",
 	[ST_BLOBFIND] = "SELECT id FROM blobs WHERE sha256 = ?1",
-	[ST_BLOBINS] = "INSERT INTO blobs(sha256, size, codec, data) VALUES (?1, ?2, 'raw', ?3)",
+	[ST_BLOBINS] = "INSERT INTO blobs(sha256, size, codec, data) VALUES (?1, ?2, ?4, ?3)",
 	[ST_VERBLOB] = "SELECT v.kind, v.blob_id, v.size, b.sha256 FROM versions v"
 		       " LEFT JOIN blobs b ON b.id = v.blob_id WHERE v.id = ?1",
 	[ST_VERINS] = "INSERT INTO versions(path_id, kind, blob_id, size, mode, uid, gid,"
@@ -210,6 +240,16 @@ static const char *const st_sql[ST_COUNT] = {
 	[ST_RESTORE] = "SELECT p.id, p.head, (SELECT to_version FROM journal"
 		       "   WHERE path_id = p.id AND seq <= ?1 ORDER BY seq DESC LIMIT 1)"
 		       " FROM paths p ORDER BY p.path",
+	/* The delta base for a new blob of path ?1: the keyframe of its
+	 * head's blob (the head's blob itself when it is a keyframe); for a
+	 * path without head, of its newest version with content. */
+	[ST_BASEFOR] = "SELECT k.id, k.codec, k.size, k.sha256, k.data FROM versions v"
+		       " JOIN blobs b ON b.id = v.blob_id"
+		       " JOIN blobs k ON k.id = coalesce(" DELTA_BASE("b") ", b.id)"
+		       " WHERE v.id = coalesce((SELECT head FROM paths WHERE id = ?1),"
+		       "   (SELECT id FROM versions WHERE path_id = ?1 AND blob_id IS NOT NULL"
+		       "    ORDER BY id DESC LIMIT 1))"
+		       " AND (k.codec = 'raw' OR k.codec = 'zstd')",
 };
 
 struct vc_store {
@@ -222,6 +262,17 @@ struct vc_store {
 	 * one call carries the same time. */
 	int64_t now;
 	sqlite3_stmt *st[ST_COUNT];
+	/* zstd contexts, created at first use. */
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+	/* The last decoded zstd keyframe (blob id and raw content's hash:
+	 * a rolled back transaction can leave a rowid to be reused). */
+	struct {
+		vc_id id;
+		uint8_t sha256[32];
+		void *buf;
+		size_t len;
+	} key;
 	char err[1024];
 };
 
@@ -252,6 +303,15 @@ static int sqlite_errno(int rc)
 	case SQLITE_PERM: case SQLITE_AUTH: return -EACCES;
 	default: return -EIO;
 	}
+}
+
+/* Puts "what: " in front of the current message. */
+static int err_context(vc_store *s, int rc, const char *what)
+{
+	char keep[sizeof s->err];
+
+	memcpy(keep, s->err, sizeof keep);
+	return seterr(s, rc, "%s: %s", what, keep);
 }
 
 static int dberr(vc_store *s, int rc, const char *what)
@@ -728,10 +788,296 @@ static int hash_data(vc_store *s, const void *data, size_t len, uint8_t sha[32])
 	return 0;
 }
 
-/* The blob with the hash c->sha256, stored now if no version has it yet
- * (this lookup is the deduplication). */
-static int blob_put(vc_store *s, struct content *c)
+
+/* ---- codecs ------------------------------------------------------------ */
+
+enum codec { CODEC_BAD, CODEC_RAW, CODEC_ZSTD, CODEC_DELTA };
+
+/* The codec of a blob row; *base is a delta's keyframe id, else 0. */
+static enum codec codec_parse(const char *codec, vc_id *base)
 {
+	char *end;
+	long long id;
+
+	*base = 0;
+	if (!codec)
+		return CODEC_BAD;
+	if (!strcmp(codec, "raw"))
+		return CODEC_RAW;
+	if (!strcmp(codec, "zstd"))
+		return CODEC_ZSTD;
+	if (strncmp(codec, "zstd:", 5) || codec[5] < '1' || codec[5] > '9')
+		return CODEC_BAD;
+	errno = 0;
+	id = strtoll(codec + 5, &end, 10);
+	if (*end || errno)
+		return CODEC_BAD;
+	*base = id;
+	return CODEC_DELTA;
+}
+
+/* One blob row as selected by BLOB_COLS (a delta's keyframe at col + 5). */
+struct blobrow {
+	vc_id id; /* 0: no row */
+	const char *codec;
+	int64_t size;
+	const uint8_t *sha256; /* NULL unless 32 bytes */
+	const void *data;
+	size_t n;
+};
+
+static void read_blobrow(sqlite3_stmt *st, int col, struct blobrow *b)
+{
+	b->id = sqlite3_column_int64(st, col);
+	b->codec = (const char *)sqlite3_column_text(st, col + 1);
+	b->size = sqlite3_column_int64(st, col + 2);
+	b->sha256 = sqlite3_column_bytes(st, col + 3) == 32 ? sqlite3_column_blob(st, col + 3)
+							   : NULL;
+	b->data = sqlite3_column_blob(st, col + 4);
+	b->n = (size_t)sqlite3_column_bytes(st, col + 4);
+}
+
+/* One zstd frame of exactly size bytes into dst, with prefix (may be NULL)
+ * as the reference prefix it was compressed with. */
+static int zstd_decode(vc_store *s, const struct blobrow *b, const void *prefix, size_t plen,
+		       void *dst)
+{
+	unsigned long long fcs;
+	size_t r;
+
+	if (!s->dctx && !(s->dctx = ZSTD_createDCtx()))
+		return seterr(s, -ENOMEM, "out of memory");
+	fcs = ZSTD_getFrameContentSize(b->data, b->n);
+	if (fcs != (unsigned long long)b->size)
+		return seterr(s, -EIO, "blob %lld: zstd frame %s, the row says %lld bytes",
+			      (long long)b->id, fcs == ZSTD_CONTENTSIZE_ERROR ? "is invalid"
+			      : fcs == ZSTD_CONTENTSIZE_UNKNOWN ? "has no content size"
+			      : "holds another size", (long long)b->size);
+	ZSTD_DCtx_reset(s->dctx, ZSTD_reset_session_and_parameters);
+	if (prefix && ZSTD_isError(ZSTD_DCtx_refPrefix(s->dctx, prefix, plen)))
+		return seterr(s, -ENOMEM, "zstd: cannot reference the delta base");
+	r = ZSTD_decompressDCtx(s->dctx, dst, (size_t)b->size, b->data, b->n);
+	if (ZSTD_isError(r) || r != (size_t)b->size)
+		return seterr(s, -EIO, "blob %lld: zstd data does not decompress: %s",
+			      (long long)b->id, ZSTD_isError(r) ? ZSTD_getErrorName(r)
+			      : "short frame");
+	return 0;
+}
+
+/* The raw content of keyframe k, valid until the next call: a raw row's
+ * own bytes, or k decoded into the handle's keyframe cache. */
+static int keyframe(vc_store *s, const struct blobrow *k, const void **out, size_t *len)
+{
+	vc_id base;
+	void *buf;
+	int rc;
+
+	switch (k->id ? codec_parse(k->codec, &base) : CODEC_BAD) {
+	case CODEC_RAW:
+		*out = k->data;
+		*len = k->n;
+		return 0;
+	case CODEC_ZSTD:
+		break;
+	default:
+		return seterr(s, -EIO, "delta base blob %lld is %s", (long long)k->id,
+			      k->id ? "not a keyframe" : "missing");
+	}
+	if (s->key.buf && s->key.id == k->id && k->sha256 &&
+	    !memcmp(s->key.sha256, k->sha256, 32) && s->key.len == (size_t)k->size) {
+		*out = s->key.buf;
+		*len = s->key.len;
+		return 0;
+	}
+	if (!(buf = malloc(k->size ? (size_t)k->size : 1)))
+		return seterr(s, -ENOMEM, "out of memory");
+	if ((rc = zstd_decode(s, k, NULL, 0, buf))) {
+		free(buf);
+		return rc;
+	}
+	free(s->key.buf);
+	s->key.buf = NULL;
+	*out = buf;
+	*len = (size_t)k->size;
+	if (k->sha256 && (size_t)k->size <= VC_KEYCACHE_MAX) {
+		s->key.buf = buf;
+		s->key.id = k->id;
+		s->key.len = (size_t)k->size;
+		memcpy(s->key.sha256, k->sha256, 32);
+	} else {
+		/* Too big to keep: the caller's pointer stays valid until
+		 * the next call, which frees it. */
+		s->key.buf = buf;
+		s->key.id = 0;
+	}
+	return 0;
+}
+
+/*
+ * The raw content of blob b (whose keyframe, for a delta, is k) into a
+ * malloc'd *out (NULL when empty).  Errors are -EIO with the reason.
+ */
+static int blob_decode(vc_store *s, const struct blobrow *b, const struct blobrow *k,
+		       void **out)
+{
+	const void *prefix = NULL;
+	size_t plen = 0;
+	vc_id base;
+	void *buf;
+	int rc;
+
+	*out = NULL;
+	switch (codec_parse(b->codec, &base)) {
+	case CODEC_RAW:
+		if (b->n != (size_t)b->size)
+			return seterr(s, -EIO, "blob %lld: size is %lld, stored data has %zu bytes",
+				      (long long)b->id, (long long)b->size, b->n);
+		if (!b->n)
+			return 0;
+		if (!(*out = malloc(b->n)))
+			return seterr(s, -ENOMEM, "out of memory");
+		memcpy(*out, b->data, b->n);
+		return 0;
+	case CODEC_DELTA:
+		if (k->id != base)
+			return seterr(s, -EIO, "blob %lld: delta base blob %lld is missing",
+				      (long long)b->id, (long long)base);
+		if ((rc = keyframe(s, k, &prefix, &plen))) {
+			char what[40];
+
+			snprintf(what, sizeof what, "blob %lld", (long long)b->id);
+			return err_context(s, rc, what);
+		}
+		/* fall through */
+	case CODEC_ZSTD:
+		break;
+	default:
+		return seterr(s, -EIO, "blob %lld: unknown codec '%s'", (long long)b->id,
+			      b->codec ? b->codec : "");
+	}
+	if (b->size < 0)
+		return seterr(s, -EIO, "blob %lld: invalid size %lld", (long long)b->id,
+			      (long long)b->size);
+	if (!(buf = malloc(b->size ? (size_t)b->size : 1)))
+		return seterr(s, -ENOMEM, "out of memory");
+	if ((rc = zstd_decode(s, b, prefix, plen, buf))) {
+		free(buf);
+		return rc;
+	}
+	if (b->size)
+		*out = buf;
+	else
+		free(buf);
+	return 0;
+}
+
+/* src compressed at level, with prefix (may be NULL) as reference prefix,
+ * into a malloc'd *out of *n bytes.  0, or -ENOMEM/-EIO. */
+static int zstd_encode(vc_store *s, const void *src, size_t len, const void *prefix,
+		       size_t plen, int level, void **out, size_t *n)
+{
+	size_t cap = ZSTD_compressBound(len), r;
+	void *buf;
+
+	*out = NULL;
+	if (!s->cctx && !(s->cctx = ZSTD_createCCtx()))
+		return seterr(s, -ENOMEM, "out of memory");
+	ZSTD_CCtx_reset(s->cctx, ZSTD_reset_session_and_parameters);
+	/* No checksum (the blob's SHA-256 is checked instead); the frame
+	 * records its content size, which decoding checks against size. */
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 0)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_contentSizeFlag, 1)) ||
+	    (prefix && ZSTD_isError(ZSTD_CCtx_refPrefix(s->cctx, prefix, plen))))
+		return seterr(s, -EIO, "zstd: cannot set up compression");
+	if (!(buf = malloc(cap)))
+		return seterr(s, -ENOMEM, "out of memory");
+	r = ZSTD_compress2(s->cctx, buf, cap, src, len);
+	if (ZSTD_isError(r)) {
+		free(buf);
+		return seterr(s, -EIO, "zstd: %s", ZSTD_getErrorName(r));
+	}
+	*out = buf;
+	*n = r;
+	return 0;
+}
+
+/* How a new blob is stored: codec and the bytes of blobs.data. */
+struct encoded {
+	char codec[32];
+	const void *data;
+	size_t n;
+	void *owned; /* data, when it is not the content itself */
+};
+
+/*
+ * The encoding of content c for path pid (0: a new path), following the
+ * keyframe policy of README.md: small blobs raw; otherwise a delta against
+ * the path's current keyframe while the delta is at most
+ * 1/VC_DELTA_FRACTION of that keyframe's frame (of the content compressed
+ * standalone, when the keyframe is raw); else a new keyframe: 'zstd', or
+ * 'raw' when zstd does not make it smaller.  So the expensive standalone
+ * compression runs only for keyframes.
+ */
+static int blob_encode(vc_store *s, vc_id pid, const struct content *c, struct encoded *e)
+{
+	struct blobrow k = { 0 };
+	const void *prefix;
+	void *zbuf = NULL, *dbuf;
+	size_t zn = 0, dn, plen, ref;
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	memset(e, 0, sizeof *e);
+	strcpy(e->codec, "raw");
+	e->data = c->size ? c->data : "";
+	e->n = (size_t)c->size;
+	if (c->size <= VC_RAW_MAX)
+		return 0;
+	if (pid && !(rc = prep(s, ST_BASEFOR, &st))) {
+		sqlite3_bind_int64(st, 1, pid);
+		rc = step(s, st);
+		if (rc > 0)
+			read_blobrow(st, 0, &k);
+		/* A keyframe that does not decode (a damaged store, for
+		 * vc_fsck to report) is no base: the commit makes a new one. */
+		if (rc > 0 && (rc = keyframe(s, &k, &prefix, &plen)) == -EIO)
+			rc = 1;
+		else if (rc == 0 && k.id &&
+		    !(rc = zstd_encode(s, c->data, (size_t)c->size, prefix, plen,
+				       VC_DELTA_LEVEL, &dbuf, &dn))) {
+			ref = k.n;
+			if (strcmp(k.codec, "zstd") &&
+			    !(rc = zstd_encode(s, c->data, (size_t)c->size, NULL, 0,
+					       VC_ZSTD_LEVEL, &zbuf, &zn)))
+				ref = zn < (size_t)c->size ? zn : (size_t)c->size;
+			if (!rc && dn * VC_DELTA_FRACTION <= ref) {
+				snprintf(e->codec, sizeof e->codec, "zstd:%lld", (long long)k.id);
+				e->data = e->owned = dbuf;
+				e->n = dn;
+			} else {
+				free(dbuf);
+			}
+		}
+		release(s, ST_BASEFOR, st);
+	}
+	if (rc >= 0 && !e->owned && !zbuf)
+		rc = zstd_encode(s, c->data, (size_t)c->size, NULL, 0, VC_ZSTD_LEVEL, &zbuf, &zn);
+	if (rc < 0 || e->owned || zn >= (size_t)c->size) {
+		free(zbuf);
+		return rc < 0 ? rc : 0;
+	}
+	strcpy(e->codec, "zstd");
+	e->data = e->owned = zbuf;
+	e->n = zn;
+	return 0;
+}
+
+/* The blob with the hash c->sha256, stored now if no version has it yet
+ * (this lookup is the deduplication), encoded for path pid. */
+static int blob_put(vc_store *s, vc_id pid, struct content *c)
+{
+	struct encoded e;
 	sqlite3_stmt *st;
 	int rc;
 
@@ -746,20 +1092,28 @@ static int blob_put(vc_store *s, struct content *c)
 	release(s, ST_BLOBFIND, st);
 	if (rc)
 		return rc < 0 ? rc : 0;
-	if ((rc = prep(s, ST_BLOBINS, &st)))
+	if ((rc = blob_encode(s, pid, c, &e)))
 		return rc;
+	if ((rc = prep(s, ST_BLOBINS, &st))) {
+		free(e.owned);
+		return rc;
+	}
 	sqlite3_bind_blob(st, 1, c->sha256, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, c->size);
-	/* A zero-length blob: a NULL pointer would bind SQL NULL.  Content
-	 * beyond SQLite's blob limit (1 GB by default) fails here. */
-	rc = sqlite3_bind_blob64(st, 3, c->size ? c->data : "", (sqlite3_uint64)c->size,
-				 SQLITE_STATIC);
+	bind_str(st, 4, e.codec);
+	/* A zero-length blob: a NULL pointer would bind SQL NULL (e.data is
+	 * never NULL).  Content beyond SQLite's blob limit (1 GB by default)
+	 * fails here. */
+	rc = sqlite3_bind_blob64(st, 3, e.data, (sqlite3_uint64)e.n, SQLITE_STATIC);
 	if (rc != SQLITE_OK) {
 		release(s, ST_BLOBINS, st);
+		free(e.owned);
 		return seterr(s, sqlite_errno(rc), "storing %lld bytes: %s", (long long)c->size,
 			      sqlite3_errstr(rc));
 	}
-	if ((rc = run(s, ST_BLOBINS, st)))
+	rc = run(s, ST_BLOBINS, st);
+	free(e.owned);
+	if (rc)
 		return rc;
 	c->blob_id = sqlite3_last_insert_rowid(s->db);
 	return 0;
@@ -1169,6 +1523,9 @@ void vc_close(vc_store *s)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
+	ZSTD_freeCCtx(s->cctx);
+	ZSTD_freeDCtx(s->dctx);
+	free(s->key.buf);
 	/*
 	 * Only now, after sqlite3_close: closing any fd of a file drops all
 	 * of this process's POSIX (fcntl) locks on it, including the ones
@@ -1238,28 +1595,23 @@ int vc_get_version(vc_store *s, vc_id id, vc_version *out)
 
 static int copy_content(vc_store *s, sqlite3_stmt *st, vc_id id, void **buf, size_t *len)
 {
-	const char *codec = (const char *)sqlite3_column_text(st, 2);
-	const void *data;
-	int n;
+	struct blobrow b, k;
+	int rc;
 
 	if (!strcmp((const char *)sqlite3_column_text(st, 0), "dir"))
 		return seterr(s, -EISDIR, "version %lld is a directory", (long long)id);
-	if (!codec)
+	read_blobrow(st, 2, &b);
+	read_blobrow(st, 7, &k);
+	if (!b.id)
 		return seterr(s, -EIO, "version %lld: blob %lld is missing", (long long)id,
 			      (long long)sqlite3_column_int64(st, 1));
-	/* The codec column lets compression come later without migration;
-	 * this version writes and reads only 'raw'. */
-	if (strcmp(codec, "raw"))
-		return seterr(s, -EIO, "version %lld: unsupported codec '%s'", (long long)id,
-			      codec);
-	data = sqlite3_column_blob(st, 3);
-	n = sqlite3_column_bytes(st, 3);
-	if (n == 0)
-		return 0;
-	if (!(*buf = malloc((size_t)n)))
-		return seterr(s, -ENOMEM, "out of memory");
-	memcpy(*buf, data, (size_t)n);
-	*len = (size_t)n;
+	if ((rc = blob_decode(s, &b, &k, buf))) {
+		char what[40];
+
+		snprintf(what, sizeof what, "version %lld", (long long)id);
+		return err_context(s, rc, what);
+	}
+	*len = (size_t)b.size;
 	return 0;
 }
 
@@ -1530,7 +1882,7 @@ static int commit_tx(vc_store *s, const vc_commit_req *req, vc_id *out, int *cre
 			return 0;
 		}
 	}
-	if (req->kind != VC_DIR && (rc = blob_put(s, &c)))
+	if (req->kind != VC_DIR && (rc = blob_put(s, pi.id, &c)))
 		return rc;
 	if ((rc = path_ensure(s, req->path, ppid, &pi)) ||
 	    (rc = insert_version(s, req, pi.id, &c, a, &vid)))
@@ -2020,32 +2372,32 @@ static void fsck_query(struct fsck *f, const char *sql)
 	sqlite3_finalize(st);
 }
 
-/* One blob: its recorded hash and size against the stored bytes. */
+/* One blob: decoded (a delta's base must exist and be a keyframe), its
+ * recorded hash and size against the content. */
 static void fsck_blob(struct fsck *f, sqlite3_stmt *st)
 {
-	vc_id id = sqlite3_column_int64(st, 0);
-	const char *codec = (const char *)sqlite3_column_text(st, 3);
-	int64_t size = sqlite3_column_int64(st, 2);
-	const void *data = sqlite3_column_blob(st, 4);
-	int n = sqlite3_column_bytes(st, 4);
+	struct blobrow b, k;
 	uint8_t sha[32];
+	void *buf;
 
-	if (!codec || strcmp(codec, "raw")) {
-		problem(f, "blob %lld: unknown codec '%s'", (long long)id, codec ? codec : "");
+	read_blobrow(st, 0, &b);
+	read_blobrow(st, 5, &k);
+	if (blob_decode(f->s, &b, &k, &buf)) {
+		problem(f, "%s (SHA-256 not verified)", f->s->err);
 		return;
 	}
-	if (n != size)
-		problem(f, "blob %lld: size is %lld, stored data has %d bytes", (long long)id,
-			(long long)size, n);
-	if (hash_data(f->s, data, (size_t)n, sha) || sqlite3_column_bytes(st, 1) != 32 ||
-	    memcmp(sha, sqlite3_column_blob(st, 1), 32))
-		problem(f, "blob %lld: SHA-256 of the data does not match", (long long)id);
+	if (hash_data(f->s, buf, (size_t)b.size, sha) || !b.sha256 || memcmp(sha, b.sha256, 32))
+		problem(f, "blob %lld: SHA-256 of the data does not match", (long long)b.id);
+	free(buf);
 }
 
 static void fsck_blobs(struct fsck *f)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(f->s->db, "SELECT id, sha256, size, codec, data FROM blobs",
+	/* In id order, so the deltas of one keyframe mostly follow it and
+	 * find it decoded in the keyframe cache. */
+	int rc = sqlite3_prepare_v2(f->s->db, "SELECT " BLOB_COLS " FROM blobs b"
+				    " LEFT JOIN blobs k ON k.id = " DELTA_BASE("b") " ORDER BY b.id",
 				    -1, &st, NULL);
 
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -7,6 +7,7 @@ packages=(
 	build-essential meson ninja-build pkg-config    # build
 	libfuse3-dev fuse3                              # the daemon
 	libcjson-dev libsqlite3-dev libssl-dev          # cJSON, SQLite, libcrypto
+	libzstd-dev                                     # blob compression (store)
 	sqlite3 python3 util-linux procps diffutils     # tests and helper scripts
 	vim-tiny nano ed rsync git tmux perl tar coreutils # fs_tools: how people save configs
 )
