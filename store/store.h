@@ -145,7 +145,8 @@ int vc_lookup(vc_store *s, const char *path, vc_entry *out);
 int vc_get_version(vc_store *s, vc_id id, vc_version *out);
 
 /* A version's content into a malloc'd buffer (*buf may be NULL when *len is
- * 0; free() it).  Directories have no content: -EISDIR. */
+ * 0; free() it), decoded whatever the blob's codec.  Directories have no
+ * content: -EISDIR; a blob that does not decode: -EIO. */
 int vc_read_content(vc_store *s, vc_id id, void **buf, size_t *len);
 
 /* Callbacks return 0 to go on, anything else to stop; that value is then
@@ -257,8 +258,9 @@ int vc_set_times(vc_store *s, const char *path, int64_t atime_ns, int64_t mtime_
 
 /* ---- checking --------------------------------------------------------- */
 
-/* Integrity check: PRAGMA integrity_check, every blob's SHA-256 recomputed,
- * every reference resolved, immutability triggers present.  cb gets one
+/* Integrity check: PRAGMA integrity_check, every blob decoded (a delta's
+ * base must exist and be a keyframe) and its SHA-256 recomputed, every
+ * reference resolved, immutability triggers present.  cb gets one
  * line per problem.  Returns the number of problems (>= 0) or -errno. */
 typedef int (*vc_problem_cb)(const char *problem, void *ctx);
 int vc_fsck(vc_store *s, vc_problem_cb cb, void *ctx);
