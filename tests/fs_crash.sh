@@ -261,9 +261,8 @@ while [ "$cycle" -lt "$CYCLES" ] && [ $((SECONDS - start)) -lt "$BUDGET" ]; do
 	sleep "$(python3 -c 'import random; print(random.uniform(0.05, 0.6))')"
 
 	kill -9 "$DAEMON_PID"
-	wait "$DAEMON_PID" 2>/dev/null || true
-	DAEMON_PID=
-	out=$(stat "$MNT" 2>&1 || true)
+	reap_killed_daemon
+	out=$(timeout 10 stat "$MNT" 2>&1 || true)
 	case "$out" in
 		*"Transport endpoint is not connected"*) ;;
 		*) fail "cycle $cycle: after kill -9, stat of the mount said: $out" ;;

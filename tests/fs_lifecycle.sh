@@ -49,7 +49,7 @@ ok "fusermount3 -u"
 # kill -9: the mount reports it, fusermount3 -u and a restart bring it back.
 mount_fs
 printf 'durable\n' > "$MNT/d.conf"
-kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=
+kill -9 "$DAEMON_PID"; reap_killed_daemon
 expect_fail "Transport endpoint is not connected" cat "$MNT/d.conf"
 fusermount3 -u "$MNT"
 mount_fs

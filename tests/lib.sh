@@ -19,9 +19,38 @@ fail() {
 	exit 1
 }
 
+# Abort the FUSE connection of mount point $1 (the remedy for a mount whose
+# daemon was killed while one of its threads waited in the kernel: see
+# README "Known limits").  Harmless on a dead connection.
+abort_connection() {
+	local minor
+	minor=$(awk -v m="$1" '$5 == m && $9 ~ /^fuse/ {split($3, d, ":"); print d[2]}' /proc/self/mountinfo)
+	[ -n "$minor" ] || return 0
+	mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null || true
+	[ -w "/sys/fs/fuse/connections/$minor/abort" ] && echo 1 > "/sys/fs/fuse/connections/$minor/abort"
+	return 0
+}
+
+# After kill -9 of $DAEMON_PID: wait (bounded) until it is fully gone.  A
+# daemon thread that was waiting in the kernel on a directory lock held by a
+# request of this very mount never wakes up, and keeps the connection open:
+# abort it then, as an administrator would.
+reap_killed_daemon() {
+	local pid=$DAEMON_PID
+	for _ in $(seq 40); do
+		[ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -le 1 ] && break
+		sleep 0.05
+	done
+	[ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -le 1 ] || abort_connection "$MNT"
+	wait "$pid" 2>/dev/null || true
+	DAEMON_PID=
+}
+
 stop_daemon() {
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+	if grep -q " $MNT fuse" /proc/mounts 2>/dev/null; then
+		timeout 10 fusermount3 -u "$MNT" 2>/dev/null ||
+			{ abort_connection "$MNT"; timeout 10 fusermount3 -u "$MNT" 2>/dev/null; } ||
+			fusermount3 -uz "$MNT" 2>/dev/null || true
 	fi
 	if [ -n "$DAEMON_PID" ]; then
 		for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
