@@ -153,7 +153,7 @@ grep -q "commit of good.conf failed: .*full" "$LOG" || bug "no log line says why
 grep -q "commit of new.conf failed: .*full" "$LOG" || bug "no log line says why new.conf was not committed"
 silent=
 for name in newdir unlink-me chmod-me rename-me link-me symlinked trunc-me; do
-	grep -F "$name" "$LOG" | grep -qiE "full|space" || silent+=" $name"
+	[ "$(grep -F "$name" "$LOG" | grep -ciE "full|space")" -gt 0 ] || silent+=" $name"
 done
 [ -z "$silent" ] || bug "no log line says why these operations failed with ENOSPC:$silent"
 "$VERCONF" --store "$STORE" fsck >/dev/null || bug "fsck while the store's file system is full"
