@@ -353,6 +353,11 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *opts)
 		goto out_signals;
 	log_msg(LOG_INFO, "serving %s on %s", fs.store_path, fs.mountpoint);
 	fuse_daemonize(opts->foreground);
+	/* Threads do not survive the fork of fuse_daemonize: start it after. */
+	if (notify_start() != 0) {
+		log_msg(LOG_ERR, "cannot start the notifier thread");
+		goto out_unmount;
+	}
 	if (opts->singlethread) {
 		ret = fuse_session_loop(fs.se);
 	} else {
@@ -366,6 +371,7 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *opts)
 		ret = fuse_session_loop_mt(fs.se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
+out_unmount:
 	fuse_session_unmount(fs.se);
 	log_msg(LOG_INFO, "unmounted %s", fs.mountpoint);
 	/* libfuse reports the signal that ended the loop; SIGTERM, SIGINT and
@@ -426,10 +432,6 @@ int main(int argc, char *argv[])
 		goto out;
 	nodes_init();
 	meta_init();
-	if (notify_start() != 0) {
-		fprintf(stderr, "verconfd: cannot start the notifier thread\n");
-		goto out;
-	}
 	ret = serve(&args, &opts);
 	vc_close(fs.store);
 out:

@@ -105,5 +105,11 @@ mount.fuse3 "$VERCONFD#$STORE" "$MNT" -o allow_other,validate=warn || fail "moun
 mountpoint -q "$MNT" || fail "not mounted by mount.fuse3"
 grep " $MNT " /proc/mounts | grep -q "fuse.verconfd" || fail "fstype: $(grep " $MNT " /proc/mounts)"
 grep -q "^validate: warn" "$MNT/.control" || fail "-o options from mount.fuse3"
+# The daemonized verconfd (no -f) commits, replies and switches like the foreground one.
+timeout 10 bash -c "printf 'daemon 1\n' > '$MNT/bg.conf'" || fail "a write to the daemonized mount hung or failed"
+timeout 10 bash -c "printf 'daemon 2\n' > '$MNT/bg.conf'" || fail "second write to the daemonized mount"
+first=$(ls "$MNT/.versions/bg.conf" | sort -n | head -1)
+timeout 10 bash -c "echo $first > '$MNT/.control'" || fail ".control write to the daemonized mount"
+expect_eq "$(cat "$MNT/bg.conf")" "daemon 1" "rollback on the daemonized mount"
 fusermount3 -u "$MNT"
 ok "mount.fuse3 (fstab)"

@@ -38,12 +38,19 @@ abort_connection() {
 reap_killed_daemon() {
 	local pid=$DAEMON_PID
 	for _ in $(seq 40); do
-		[ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -le 1 ] && break
+		process_gone "$pid" && break
 		sleep 0.05
 	done
-	[ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -le 1 ] || abort_connection "$MNT"
+	process_gone "$pid" || abort_connection "$MNT"
 	wait "$pid" 2>/dev/null || true
 	DAEMON_PID=
+}
+
+# Every thread of pid has exited (it is at most a zombie left to reap).
+process_gone() {
+	[ -r "/proc/$1/status" ] || return 0
+	awk '/^State:/ { z = ($2 == "Z") } /^Threads:/ { t = $2 } END { exit !(z && t <= 1) }' \
+		"/proc/$1/status"
 }
 
 stop_daemon() {
