@@ -101,6 +101,7 @@ int draft_open(const char *path, bool truncate, bool redirected, struct draft **
 	 * the commit finds the bytes identical and records nothing. */
 	if (truncate) {
 		d->len = 0;
+		d->failed = 0;
 		d->dirty = true;
 		if (d->op != VC_OP_CREATE)
 			d->op = VC_OP_TRUNCATE;
@@ -205,8 +206,10 @@ int draft_write(struct draft *d, const char *buf, size_t size, off_t off, bool a
 		off = (off_t)d->len;
 	if (off < 0)
 		return -EINVAL;
-	if ((size_t)off + size > fs.max_file_size)
+	if ((size_t)off + size > fs.max_file_size) {
+		d->failed = -EFBIG;
 		return -EFBIG;
+	}
 	int rc = draft_grow(d, (size_t)off + size);
 	if (rc)
 		return rc;
@@ -227,8 +230,10 @@ int draft_truncate(struct draft *d, off_t size)
 {
 	if (size < 0)
 		return -EINVAL;
-	if ((size_t)size > fs.max_file_size)
+	if ((size_t)size > fs.max_file_size) {
+		d->failed = -EFBIG;
 		return -EFBIG;
+	}
 	int rc = draft_grow(d, (size_t)size);
 	if (rc)
 		return rc;
@@ -239,14 +244,6 @@ int draft_truncate(struct draft *d, off_t size)
 	if (d->op != VC_OP_CREATE)
 		d->op = VC_OP_TRUNCATE;
 	return 0;
-}
-
-static void note_rejection(const char *path, vc_id id, const char *reason, const vc_actor *a)
-{
-	snprintf(fs.last_rejection, sizeof(fs.last_rejection), "%s version %lld: %s", path,
-		 (long long)id, reason);
-	log_msg(LOG_WARNING, "rejected %s version %lld: %s (uid %u pid %d %s)", path,
-		(long long)id, reason, a->uid, a->pid, a->comm);
 }
 
 /* Metadata of the next version: the live head's, or the creator's. */
@@ -273,6 +270,10 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 	*moved = false;
 	if (!d->dirty || d->orphaned)
 		return 0;
+	/* A write that failed (EFBIG) left the draft short of what the
+	 * writer meant: it never becomes live.  A new O_TRUNC open clears it. */
+	if (d->failed)
+		return d->failed;
 	if (d->len > fs.max_file_size)
 		return -EFBIG;
 	int rc = store_check();

@@ -13,7 +13,7 @@
 
 #include "verconfd.h"
 
-static bool is_json_path(const char *path)
+bool is_json_path(const char *path)
 {
 	size_t n = strlen(path);
 	return n >= 5 && strcmp(path + n - 5, ".json") == 0;
@@ -125,6 +125,14 @@ void log_msg(int prio, const char *fmt, ...)
 		syslog(prio, "%s", safe ? safe : fmt);
 	free(safe);
 	free(line);
+}
+
+void note_rejection(const char *path, vc_id id, const char *reason, const vc_actor *a)
+{
+	snprintf(fs.last_rejection, sizeof(fs.last_rejection), "%s version %lld: %s", path,
+		 (long long)id, reason);
+	log_msg(LOG_WARNING, "rejected %s version %lld: %s (uid %u pid %d %s)", path,
+		(long long)id, reason, a->uid, a->pid, a->comm);
 }
 
 int store_result(int rc, const char *what, const char *path)

@@ -251,6 +251,10 @@ static int commit_handle(fuse_req_t req, struct handle *h, struct invals *iv)
 	bool moved;
 	vc_actor a;
 	actor_of(req, &a);
+	/* The kernel sends the last release of a file on its own (pid 0):
+	 * the version is the last writer's. */
+	if (!a.pid && d->actor.pid)
+		a = d->actor;
 	int rc = draft_commit(d, &a, &moved);
 	h->wrote = false;
 	if (!rc && moved)
@@ -697,6 +701,45 @@ static void move_node(struct node *n, void *ctx)
 	free(np);
 }
 
+/*
+ * The JSON gate also guards names that get their bytes by rename or link
+ * (sed -i, mv, ln -f): bytes that would be rejected by a commit to `to` are
+ * kept as a rejected version of `to`, and the move fails with EINVAL,
+ * leaving `from` as it was.
+ */
+static int gate_move(const char *from, const char *to, enum vc_op op, const vc_actor *a)
+{
+	vc_entry src;
+	if (fs.validate == VALIDATE_OFF || !is_json_path(to) || vc_lookup(fs.store, from, &src) ||
+	    src.head.kind != VC_FILE)
+		return 0;
+	void *buf = NULL;
+	size_t len = 0;
+	char reason[VC_REASON_MAX];
+	int rc = vc_read_content(fs.store, src.head.id, &buf, &len);
+	if (rc || gate_check(to, buf ? buf : "", len, reason, sizeof(reason)) == 0) {
+		free(buf);
+		return rc;
+	}
+	if (fs.validate == VALIDATE_WARN) {
+		log_msg(LOG_WARNING, "accepted %s %s -> %s despite: %s (validate=warn)",
+			vc_op_name(op), from, to, reason);
+		free(buf);
+		return 0;
+	}
+	vc_id id;
+	vc_commit_req c = { .path = to, .kind = VC_FILE, .op = op, .data = buf, .len = len,
+			    .mode = src.head.mode, .uid = src.head.uid, .gid = src.head.gid,
+			    .source = src.head.id, .status = VC_REJECTED, .reason = reason,
+			    .actor = a };
+	rc = store_result(vc_commit(fs.store, &c, &id, NULL), "reject", to);
+	free(buf);
+	if (rc)
+		return rc;
+	note_rejection(to, id, reason, a);
+	return -EINVAL;
+}
+
 static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned flags)
 {
 	int rc = commit_pending(req, from);
@@ -705,7 +748,9 @@ static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned 
 	vc_actor a;
 	vc_entry src;
 	actor_of(req, &a);
-	rc = vc_lookup(fs.store, from, &src);
+	rc = gate_move(from, to, VC_OP_RENAME, &a);
+	if (!rc)
+		rc = vc_lookup(fs.store, from, &src);
 	if (!rc)
 		rc = store_check();
 	if (!rc)
@@ -760,6 +805,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	vc_actor a;
 	actor_of(req, &a);
 	if (!rc)
+		rc = gate_move(n->path, to, VC_OP_LINK, &a);
+	if (!rc)
 		rc = store_check();
 	if (!rc)
 		rc = store_result(vc_link(fs.store, n->path, to, &a, NULL), "link", to);
@@ -806,6 +853,7 @@ static int open_for_write(fuse_req_t req, struct node *n, struct fuse_file_info 
 	}
 	h->append = fi->flags & O_APPEND;
 	h->pid = fuse_req_ctx(req)->pid;
+	actor_of(req, &h->draft->actor);
 	pidset_add(&h->draft->writers, h->pid);
 	pidset_remove(&h->draft->redirected, h->pid);
 	/* Draft bytes must never enter the page cache readers share. */
@@ -941,6 +989,7 @@ static int do_create(fuse_req_t req, const char *path, mode_t mode, struct fuse_
 	}
 	h->append = fi->flags & O_APPEND;
 	h->pid = fuse_req_ctx(req)->pid;
+	actor_of(req, &h->draft->actor);
 	pidset_add(&h->draft->writers, h->pid);
 	fi->direct_io = 1;
 	fi->fh = (uintptr_t)h;
@@ -1052,8 +1101,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		written = size;
 	} else if (h->kind == H_WRITE) {
 		rc = draft_write(h->draft, buf, size, off, h->append, &written);
-		if (!rc)
+		if (!rc) {
 			h->wrote = true;
+			if (fuse_req_ctx(req)->pid != h->draft->actor.pid)
+				actor_of(req, &h->draft->actor);
+		}
 	} else {
 		rc = -EBADF;
 	}

@@ -123,6 +123,8 @@ struct draft {
 	struct pidset writers;    /* hold write handles (for their fstat) */
 	struct pidset redirected; /* told to look again (see redirect_writer) */
 	int reserved;      /* refs held for opens being redirected (see ops.c) */
+	int failed;        /* a write failed (-EFBIG): never commit these bytes */
+	vc_actor actor;    /* the last process that opened or wrote it */
 	struct timespec reserved_at;
 };
 
@@ -151,6 +153,9 @@ void drafts_pending_in(const char *dir, void (*fn)(struct draft *d, void *ctx), 
 
 /* 0 if path may become live with these bytes; else fills reason. */
 int gate_check(const char *path, const char *buf, size_t len, char *reason, size_t rlen);
+bool is_json_path(const char *path);
+/* Log a rejected version and keep it as .control's last-rejection. */
+void note_rejection(const char *path, vc_id id, const char *reason, const vc_actor *a);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void actor_of(fuse_req_t req, vc_actor *a);
 void actor_self(vc_actor *a);

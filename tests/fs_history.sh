@@ -65,5 +65,17 @@ expect_fail "Permission denied" as_nobody touch "$MNT/new-by-nobody"
 grep -E " $MNT fuse.verconfd " /proc/mounts | grep -q "nosuid,nodev" || fail "mount lacks nosuid,nodev: $(grep " $MNT " /proc/mounts)"
 grep -E " $MNT fuse.verconfd " /proc/mounts | grep -q "default_permissions" || fail "mount lacks default_permissions"
 ok "kernel permission checks, nosuid, nodev"
+
+# Versions made at the last release (create or O_TRUNC with no write) are
+# still attributed to the process that opened the file, not to pid 0.
+mkdir -m 1777 pub
+as_nobody touch pub/t1
+as_nobody bash -c ": > $MNT/pub/t2"
+sleep 0.3
+for f in t1 t2; do
+	sqlite3 "$STORE" "select actor_uid || ':' || actor_pid from versions v join paths p on p.id = v.path_id where p.path = 'pub/$f'" > "$T/who"
+	grep -q '^65534:[1-9]' "$T/who" || fail "pub/$f attributed to $(cat "$T/who"), not to nobody's process"
+done
+ok "attribution of versions committed at release"
 cd /
 umount_fs

@@ -66,6 +66,40 @@ check bad ''
 check bad "$(python3 -c 'print("["*2000 + "]"*2000)')"
 ok "gate decisions"
 
+# Bytes that arrive by rename or link pass the same gate (sed -i, mv, ln -f).
+printf '{"good": 1}\n' > s.json
+n=$(nversions s.json)
+if sed -i 's/1}/1,}/' s.json 2>/dev/null; then fail "sed -i made s.json invalid and succeeded"; fi
+expect_eq "$(cat s.json)" '{"good": 1}' "live s.json after a rejected sed -i"
+expect_eq "$(nversions s.json)" $((n + 1)) "the rejected bytes are in s.json's history"
+printf '{"broken":' > t.tmp
+# (mv words rename's EINVAL as "cannot move ... to a subdirectory of itself".)
+if mv t.tmp g.json 2>/dev/null; then fail "mv of broken JSON onto g.json succeeded"; fi
+py "
+import os
+try:
+    os.rename('$MNT/t.tmp', '$MNT/g.json'); raise SystemExit('rename accepted')
+except OSError as e:
+    assert e.errno == 22, e
+"
+[ -e t.tmp ] && [ ! -e g.json ] || fail "a refused mv moved something"
+expect_fail "Invalid argument" ln -f t.tmp g.json
+[ ! -e g.json ] || fail "a refused ln made g.json"
+py "
+import os, tempfile
+fd, tmp = tempfile.mkstemp(dir='$MNT')
+os.write(fd, b'[1, 2'); os.close(fd)
+try:
+    os.replace(tmp, '$MNT/s.json'); raise SystemExit('os.replace of broken JSON accepted')
+except OSError as e:
+    assert e.errno == 22, e
+os.unlink(tmp)
+"
+expect_eq "$(cat s.json)" '{"good": 1}' "live s.json after a refused os.replace"
+grep -q "rejected g.json version [0-9]*: invalid JSON" "$LOG" || fail "no log line for the refused rename"
+mv t.tmp ok.txt
+ok "rename and link are gated"
+
 # Files not ending in .json are never parsed.
 printf '{broken' > notjson.txt
 expect_eq "$(cat notjson.txt)" "{broken" "non-json path"

@@ -82,6 +82,15 @@ except OSError as e:
 "
 expect_eq "$(stat -c %s "$MNT/big.bin")" 4096 "nothing committed past the limit"
 expect_eq "$(ls "$MNT/.versions/big.bin" | wc -l)" 1 "one version"
+# A copy that fails with EFBIG part way leaves the live file as it was,
+# and a new file does not appear.
+printf 'good\n' > "$MNT/cfg.conf"
+head -c 4097 /dev/zero > "$T/toobig"
+expect_fail "File too large" cp "$T/toobig" "$MNT/cfg.conf"
+expect_eq "$(cat "$MNT/cfg.conf")" "good" "live file after a failed cp"
+expect_fail "File too large" cp "$T/toobig" "$MNT/fresh.conf"
+sleep 0.2
+[ ! -e "$MNT/fresh.conf" ] || fail "a file whose only write failed with EFBIG appeared: $(stat -c %s "$MNT/fresh.conf")"
 umount_fs
 ok "max_file_size and EFBIG"
 
