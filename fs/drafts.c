@@ -240,6 +240,9 @@ int draft_truncate(struct draft *d, off_t size)
 	if ((size_t)size > d->len)
 		memset(d->buf + d->len, 0, (size_t)size - d->len);
 	d->len = (size_t)size;
+	/* A writer that sets the size itself after a failed write knows what
+	 * it holds: its draft may commit again. */
+	d->failed = 0;
 	d->dirty = true;
 	if (d->op != VC_OP_CREATE)
 		d->op = VC_OP_TRUNCATE;
@@ -271,7 +274,8 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 	if (!d->dirty || d->orphaned)
 		return 0;
 	/* A write that failed (EFBIG) left the draft short of what the
-	 * writer meant: it never becomes live.  A new O_TRUNC open clears it. */
+	 * writer meant: it never becomes live, until an O_TRUNC open or a
+	 * truncate sets its content anew. */
 	if (d->failed)
 		return d->failed;
 	if (d->len > fs.max_file_size)
@@ -331,6 +335,23 @@ void draft_unlink(const char *path)
 		return;
 	tdelete(d, &by_path, cmp_path);
 	d->orphaned = true;
+}
+
+struct pidset draft_replace(const char *path)
+{
+	struct pidset pids = { 0 };
+	struct draft *d = draft_find(path);
+	if (!d)
+		return pids;
+	pids = d->redirected;
+	draft_unlink(path);
+	/* Its reservations go with it: the caller makes new ones. */
+	int n = d->reserved;
+	d->reserved = 0;
+	memset(&d->redirected, 0, sizeof(d->redirected));
+	while (n-- > 0)
+		draft_put(d);
+	return pids;
 }
 
 struct rename_ctx {

@@ -95,6 +95,7 @@ void node_forget(struct node *n, uint64_t nlookup)
 		tdelete(n, &by_key, cmp_key);
 	tdelete(n, &by_ino, cmp_ino);
 	free(n->path);
+	free(n->last_path);
 	free(n);
 }
 
@@ -120,7 +121,10 @@ void node_detach(struct node *n)
 	if (n->keyed)
 		tdelete(n, &by_key, cmp_key);
 	n->keyed = false;
-	free(n->path);
+	if (n->path) {
+		free(n->last_path);
+		n->last_path = n->path;
+	}
 	n->path = NULL;
 	n->attr.st_nlink = 0;
 }

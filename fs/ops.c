@@ -663,6 +663,14 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	remove_op(req, parent, name, true);
 }
 
+/* Make pid's next lookup of path find the draft node (see redirect_writer). */
+static void redirect_pid(const char *path, pid_t pid)
+{
+	struct draft *d;
+	if (draft_reserve(path, &d) == 0)
+		pidset_add(&d->redirected, pid);
+}
+
 /* A file still pending (created, not yet closed) has no version to move:
  * commit what it holds first, so the rename carries it. */
 static int commit_pending(fuse_req_t req, const char *path)
@@ -768,7 +776,13 @@ static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned 
 	nodes_under(to, detach_all, NULL);
 	struct moved m = { from, to, strlen(from) };
 	nodes_under(from, move_node, &m);
+	/* A writer still open on the replaced file writes into nothing, as
+	 * on a local filesystem; one being redirected goes to the new file. */
+	struct pidset redirected = draft_replace(to);
 	drafts_rename(from, to);
+	for (size_t i = 0; i < PIDSET_MAX; i++)
+		if (redirected.pid[i])
+			redirect_pid(to, redirected.pid[i]);
 	log_msg(LOG_INFO, "rename %s -> %s by uid %u pid %d %s", from, to, a.uid, a.pid, a.comm);
 	return 0;
 }
@@ -836,17 +850,32 @@ static void handle_free(struct handle *h)
 	free(h);
 }
 
+/* The path a write handle on n writes to.  A draft node whose name was
+ * replaced by a rename between the lookup and this open (a redirected
+ * open is not retried again) writes to what the name shows now. */
+static const char *write_path(const struct node *n, int flags)
+{
+	vc_entry ve;
+	if (n->path || n->kind != N_DRAFT || !n->last_path)
+		return n->path;
+	if ((flags & O_CREAT) || draft_find(n->last_path) ||
+	    vc_lookup(fs.store, n->last_path, &ve) == 0)
+		return n->last_path;
+	return NULL;
+}
+
 static int open_for_write(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
-	if (!n->path)
+	const char *path = write_path(n, fi->flags);
+	if (!path)
 		return -ENOENT;
 	struct handle *h = handle_new(H_WRITE);
 	if (!h)
 		return -ENOMEM;
 	bool trunc = fi->flags & O_TRUNC;
-	struct draft *d = draft_find(n->path);
+	struct draft *d = draft_find(path);
 	pid_t pid = fuse_req_ctx(req)->pid;
-	int rc = draft_open(n->path, trunc, d && pidset_has(&d->redirected, pid), &h->draft);
+	int rc = draft_open(path, trunc, d && pidset_has(&d->redirected, pid), &h->draft);
 	if (rc) {
 		free(h);
 		return rc;
@@ -904,15 +933,19 @@ static int open_for_read(struct node *n, struct fuse_file_info *fi)
  * name now resolves to the draft node, and answer ESTALE, on which the
  * kernel looks the name up again and retries the open once.
  */
-static int redirect_writer(fuse_req_t req, struct node *n)
+static int redirect_writer(fuse_req_t req, struct node *n, int flags)
 {
-	if (!n->path)
+	/* A name replaced or removed between the caller's lookup and this
+	 * open: look again, and write to what the name shows now (or create
+	 * it anew, with O_CREAT). */
+	const char *path = n->path ? n->path : n->last_path;
+	vc_entry ve;
+	if (!path)
 		return -ENOENT;
-	struct draft *d;
-	int rc = draft_reserve(n->path, &d);
-	if (rc)
-		return rc;
-	pidset_add(&d->redirected, fuse_req_ctx(req)->pid);
+	if (n->path || draft_find(path) || vc_lookup(fs.store, path, &ve) == 0)
+		redirect_pid(path, fuse_req_ctx(req)->pid);
+	else if (!(flags & O_CREAT))
+		return -ENOENT;
 	return -ESTALE;
 }
 
@@ -933,7 +966,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	else if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC))
 		rc = open_for_read(n, fi);
 	else if (n->kind == N_FILE)
-		rc = redirect_writer(req, n);
+		rc = redirect_writer(req, n, fi->flags);
 	else
 		rc = open_for_write(req, n, fi);
 	unlock();

@@ -79,6 +79,7 @@ struct node {
 	fuse_ino_t ino;
 	enum node_kind kind;
 	char *path;       /* current path; NULL once unlinked (N_FILE) */
+	char *last_path;  /* the path it had when its name went away */
 	vc_id version;    /* N_FILE, N_VFILE: the version shown */
 	uint64_t nlookup;
 	bool keyed;       /* reachable by key (see node_rekey) */
@@ -146,6 +147,9 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved);
 /* Rename/unlink bookkeeping: an unlinked draft's handles write into nothing. */
 void drafts_rename(const char *from, const char *to);
 void draft_unlink(const char *path);
+/* rename over path: its draft's handles write into the replaced file
+ * (nothing); returns the writers still being redirected to it. */
+struct pidset draft_replace(const char *path);
 /* Visit pending drafts directly inside directory dir. */
 void drafts_pending_in(const char *dir, void (*fn)(struct draft *d, void *ctx), void *ctx);
 
