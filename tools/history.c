@@ -175,7 +175,9 @@ static int newest_first(const void *a, const void *b)
 /* Sort, drop duplicates (a path named twice), apply -n. */
 static void order_log(struct log_state *st)
 {
-	qsort(st->items, st->n, sizeof *st->items, newest_first);
+	/* qsort's array must not be NULL, even for no items. */
+	if (st->n)
+		qsort(st->items, st->n, sizeof *st->items, newest_first);
 	size_t out = 0;
 	for (size_t i = 0; i < st->n; i++)
 		if (out == 0 || st->items[out - 1].v.id != st->items[i].v.id)
