@@ -19,8 +19,21 @@ run_suite() { # builddir
 		meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir/meson-test.out" 2>&1
 	local rc=$?
 	grep -E '^ *[0-9]+/[0-9]+ ' "$dir/meson-test.out" || cat "$dir/meson-test.out"
-	[ $rc -eq 0 ] || grep -A40 -E '^=+ [0-9]+/[0-9]+ =+' "$dir/meson-test.out" | head -200
+	[ $rc -eq 0 ] || show_failures "$dir/meson-logs/testlog.json"
 	return 0
+}
+
+show_failures() { # testlog.json: the end of each failed test's output
+	python3 - "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["result"] in ("OK", "EXPECTEDFAIL", "SKIP"):
+        continue
+    print(f"---- {r['name']}: {r['result']}")
+    out = (r.get("stdout") or "") + (r.get("stderr") or "")
+    print("\n".join(out.splitlines()[-40:]))
+PY
 }
 
 logs=()
