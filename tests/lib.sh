@@ -24,7 +24,9 @@ fail() {
 # README "Known limits").  Harmless on a dead connection.
 abort_connection() {
 	local minor
-	minor=$(awk -v m="$1" '$5 == m && $9 ~ /^fuse/ {split($3, d, ":"); print d[2]}' /proc/self/mountinfo)
+	# mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE ...
+	minor=$(awk -v m="$1" '$5 == m { for (i = 7; i < NF; i++) if ($i == "-") {
+		if ($(i + 1) ~ /^fuse/) { split($3, d, ":"); print d[2] } break } }' /proc/self/mountinfo)
 	[ -n "$minor" ] || return 0
 	mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null || true
 	[ -w "/sys/fs/fuse/connections/$minor/abort" ] && echo 1 > "/sys/fs/fuse/connections/$minor/abort"
