@@ -850,6 +850,19 @@ static void handle_free(struct handle *h)
 	free(h);
 }
 
+/* A write handle h, whose draft is open, becomes fi's. */
+static void attach_writer(fuse_req_t req, struct handle *h, struct fuse_file_info *fi)
+{
+	h->append = fi->flags & O_APPEND;
+	h->pid = fuse_req_ctx(req)->pid;
+	actor_of(req, &h->draft->actor);
+	pidset_add(&h->draft->writers, h->pid);
+	pidset_remove(&h->draft->redirected, h->pid);
+	/* Draft bytes must never enter the page cache readers share. */
+	fi->direct_io = 1;
+	fi->fh = (uintptr_t)h;
+}
+
 /* The path a write handle on n writes to.  A draft node whose name was
  * replaced by a rename between the lookup and this open (a redirected
  * open is not retried again) writes to what the name shows now. */
@@ -880,14 +893,7 @@ static int open_for_write(fuse_req_t req, struct node *n, struct fuse_file_info 
 		free(h);
 		return rc;
 	}
-	h->append = fi->flags & O_APPEND;
-	h->pid = fuse_req_ctx(req)->pid;
-	actor_of(req, &h->draft->actor);
-	pidset_add(&h->draft->writers, h->pid);
-	pidset_remove(&h->draft->redirected, h->pid);
-	/* Draft bytes must never enter the page cache readers share. */
-	fi->direct_io = 1;
-	fi->fh = (uintptr_t)h;
+	attach_writer(req, h, fi);
 	return 0;
 }
 
@@ -1020,12 +1026,7 @@ static int do_create(fuse_req_t req, const char *path, mode_t mode, struct fuse_
 		free(h);
 		return rc;
 	}
-	h->append = fi->flags & O_APPEND;
-	h->pid = fuse_req_ctx(req)->pid;
-	actor_of(req, &h->draft->actor);
-	pidset_add(&h->draft->writers, h->pid);
-	fi->direct_io = 1;
-	fi->fh = (uintptr_t)h;
+	attach_writer(req, h, fi);
 	return entry_for_path(path, fuse_req_ctx(req)->pid, e);
 }
 
