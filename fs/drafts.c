@@ -39,7 +39,13 @@ static struct draft *draft_new(const char *path)
 	d->op = VC_OP_WRITE;
 	d->atime_ns = d->mtime_ns = -1;
 	clock_gettime(CLOCK_REALTIME, &d->created);
-	tsearch(d, &by_path, cmp_path);
+	/* One draft per path: callers look for one first. */
+	void *slot = tsearch(d, &by_path, cmp_path);
+	if (!slot || *(struct draft **)slot != d) {
+		free(d->path);
+		free(d);
+		return NULL;
+	}
 	return d;
 }
 

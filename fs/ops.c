@@ -436,12 +436,12 @@ static int set_owner_mode(fuse_req_t req, struct node *n, const struct stat *att
 	rc = store_check();
 	if (!rc)
 		rc = store_result(vc_commit(fs.store, &c, &id, NULL), vc_op_name(c.op), n->path);
-	/* A commit stamps the path's mtime; chmod and chown change ctime only
-	 * (rsync -a sets times, then modes). */
-	if (!rc)
-		rc = vc_set_times(fs.store, n->path, -1, ve.mtime_ns);
 	if (rc)
 		return rc;
+	/* A commit stamps the path's mtime; chmod and chown change ctime only
+	 * (rsync -a sets times, then modes). */
+	if (vc_set_times(fs.store, n->path, -1, ve.mtime_ns) != 0)
+		log_msg(LOG_WARNING, "mtime of %s not kept: %s", n->path, vc_errmsg(fs.store));
 	if (n->kind == N_FILE && n->version == ve.head.id)
 		node_rekey(n, N_FILE, n->path, id);
 	log_msg(LOG_INFO, "%s %s version %lld mode %04o owner %u:%u", vc_op_name(c.op), n->path,
@@ -765,12 +765,13 @@ static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned 
 		rc = store_result(vc_rename(fs.store, from, to,
 					    flags & RENAME_NOREPLACE ? VC_RENAME_NOREPLACE : 0, &a),
 				  "rename", from);
-	/* rename(2) keeps the file's times; the store's new version at the
-	 * target would carry the time of the move. */
-	if (!rc)
-		rc = vc_set_times(fs.store, to, src.atime_ns, src.mtime_ns);
 	if (rc)
 		return rc;
+	/* rename(2) keeps the file's times; the store's new version at the
+	 * target would carry the time of the move.  The rename is done
+	 * whatever happens here. */
+	if (vc_set_times(fs.store, to, src.atime_ns, src.mtime_ns) != 0)
+		log_msg(LOG_WARNING, "times of %s not kept: %s", to, vc_errmsg(fs.store));
 	/* The replaced target's nodes lose their name first, so the moved
 	 * nodes can take their keys. */
 	nodes_under(to, detach_all, NULL);
@@ -997,8 +998,10 @@ static int do_create(fuse_req_t req, const char *path, mode_t mode, struct fuse_
 			struct draft *d;
 			node_forget(n, 1);
 			rc = draft_reserve(path, &d);
-			if (!rc)
+			if (!rc) {
+				pidset_add(&d->redirected, fuse_req_ctx(req)->pid);
 				rc = draft_entry(path, d, e);
+			}
 			n = rc ? NULL : node_by_ino(e->ino);
 		}
 		if (!rc)
@@ -1021,6 +1024,10 @@ static int do_create(fuse_req_t req, const char *path, mode_t mode, struct fuse_
 	/* The name exists for everyone at once (O_EXCL lock files rely on it),
 	 * but the first version is committed only at close: one create,
 	 * write, close makes exactly one version. */
+	/* A draft left open on a path that a .control switch removed: its
+	 * writers write into nothing, as after an unlink. */
+	if (draft_find(path))
+		draft_unlink(path);
 	rc = draft_create(path, m & 07777, uid, gid, &h->draft);
 	if (rc) {
 		free(h);
@@ -1068,8 +1075,14 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		rc = commit_handle(req, h, &iv);
 		draft_put(h->draft);
 		handle_free(h);
+		if (rc)
+			node_forget(node_by_ino(e.ino), 1);
 	}
 	free(path);
+	/* The kernel holds the directory's lock until this reply and makes
+	 * the entry from it: an invalidation of the new name would wait for
+	 * that lock for ever. */
+	invals_free(&iv);
 	struct reply r = { .req = req, .kind = REPLY_ENTRY, .err = rc, .entry = e };
 	unlock_reply(&iv, &r);
 }
@@ -1176,13 +1189,15 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void release_write(fuse_req_t req, struct handle *h, struct invals *iv)
 {
 	struct draft *d = h->draft;
-	if (d->refs == 1 && d->dirty) {
+	/* Refs held by reservations are opens still on their way back. */
+	bool last = d->refs - d->reserved == 1;
+	if (last && d->dirty) {
 		int rc = commit_handle(req, h, iv);
 		if (rc)
 			log_msg(LOG_ERR, "commit at release of %s failed: %s", d->path, strerror(-rc));
 	}
 	pidset_remove(&d->writers, h->pid);
-	if (d->refs == 1 && !d->orphaned) {
+	if (last && !d->orphaned) {
 		/* The name goes back to the version node (or, for a file
 		 * whose creation never committed, away). */
 		inval_path(iv, d->path);

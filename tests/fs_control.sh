@@ -39,6 +39,20 @@ echo "restore $t" > .control
 expect_eq "$(cat a.conf)$(cat b.conf)" "a1b1" "restore TIME"
 ok "restore @SEQ and TIME"
 
+# A restore that removes a path while a writer holds it open, then a new
+# file at that name: the create works (the old handle writes into nothing).
+printf 'one\n' > keep.conf
+seq0=$(sed -n 's/^seq: //p' .control)
+printf 'two\n' > gone.conf
+exec 3>>gone.conf; echo more >&3
+echo "restore @$seq0" > .control
+[ ! -e gone.conf ] || fail "restore left gone.conf"
+timeout 10 bash -c "echo new > '$MNT/gone.conf'" || fail "create after a restore removed an open file"
+exec 3>&-
+sleep 0.2
+expect_eq "$(cat gone.conf)" "new" "the new file, not the old handle's bytes"
+ok "restore under an open writer"
+
 # Errors: errno, no change, a clear last-error.
 before=$(cat config.json)
 w() { py "

@@ -125,6 +125,9 @@ expect_fail "Operation not permitted" mkfifo fifo
 expect_fail "Operation not permitted" mknod dev c 1 3
 df -P "$MNT" >/dev/null || fail "statfs"
 stat -f -c %l "$MNT" | grep -qx 255 || fail "statfs namemax"
+mkdir -p mk; ls mk >/dev/null
+timeout 10 python3 -c "import os; os.mknod('$MNT/mk/reg', 0o644)" || fail "mknod of a regular file hung or failed"
+expect_eq "$(stat -c '%F %s' mk/reg)" "regular empty file 0" "mknod S_IFREG"
 ok "mknod EPERM, statfs"
 
 # fsync
