@@ -22,6 +22,7 @@ const double ENTRY_TIMEOUT = 3600.0;
 enum handle_kind { H_READ, H_WRITE };
 
 struct handle {
+	struct handle *prev, *next; /* every open handle, for shutdown */
 	enum handle_kind kind;
 	vc_id version;      /* H_READ: the version opened (0: empty) */
 	char *content;      /* H_READ: loaded on first read */
@@ -837,16 +838,29 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 /* ---- files ------------------------------------------------------------ */
 
+static struct handle *open_handles;
+
 static struct handle *handle_new(enum handle_kind kind)
 {
 	struct handle *h = calloc(1, sizeof(*h));
-	if (h)
-		h->kind = kind;
+	if (!h)
+		return NULL;
+	h->kind = kind;
+	h->next = open_handles;
+	if (open_handles)
+		open_handles->prev = h;
+	open_handles = h;
 	return h;
 }
 
 static void handle_free(struct handle *h)
 {
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		open_handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
 	free(h->content);
 	free(h);
 }
@@ -891,7 +905,7 @@ static int open_for_write(fuse_req_t req, struct node *n, struct fuse_file_info 
 	pid_t pid = fuse_req_ctx(req)->pid;
 	int rc = draft_open(path, trunc, d && pidset_has(&d->redirected, pid), &h->draft);
 	if (rc) {
-		free(h);
+		handle_free(h);
 		return rc;
 	}
 	attach_writer(req, h, fi);
@@ -916,7 +930,7 @@ static int open_for_read(struct node *n, struct fuse_file_info *fi)
 		return -ENOMEM;
 	bool version = n->kind == N_FILE || n->kind == N_VFILE;
 	if (!version && !n->path) {
-		free(h);
+		handle_free(h);
 		return -ENOENT;
 	}
 	h->version = version ? n->version : draft_node_version(n);
@@ -1030,7 +1044,7 @@ static int do_create(fuse_req_t req, const char *path, mode_t mode, struct fuse_
 		draft_unlink(path);
 	rc = draft_create(path, m & 07777, uid, gid, &h->draft);
 	if (rc) {
-		free(h);
+		handle_free(h);
 		return rc;
 	}
 	attach_writer(req, h, fi);
@@ -1497,8 +1511,31 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
+/* The session ends (unmount, SIGTERM) with files still open, or their
+ * last release not yet processed: commit what their drafts hold, as the
+ * releases would have, and let go of the handles. */
+static void op_destroy(void *userdata)
+{
+	(void)userdata;
+	lock();
+	while (open_handles) {
+		struct handle *h = open_handles;
+		if (h->kind == H_WRITE) {
+			bool moved;
+			vc_actor a = h->draft->actor;
+			if (h->draft->refs - h->draft->reserved == 1 && h->draft->dirty &&
+			    draft_commit(h->draft, &a, &moved) != 0)
+				log_msg(LOG_ERR, "commit of %s at shutdown failed", h->draft->path);
+			draft_put(h->draft);
+		}
+		handle_free(h);
+	}
+	unlock();
+}
+
 const struct fuse_lowlevel_ops verconf_ops = {
 	.init = op_init,
+	.destroy = op_destroy,
 	.lookup = op_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,
