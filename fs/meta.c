@@ -46,10 +46,10 @@ static void fixed_attr(struct node *n, mode_t mode)
 	n->attr.st_blksize = 4096;
 }
 
+/* The entry of n, whose lookup is counted already. */
 static void reply_node(struct node *n, struct fuse_entry_param *e, double timeout)
 {
 	memset(e, 0, sizeof(*e));
-	n->nlookup++;
 	e->ino = n->ino;
 	e->attr = n->attr;
 	e->entry_timeout = timeout;
@@ -58,13 +58,10 @@ static void reply_node(struct node *n, struct fuse_entry_param *e, double timeou
 
 int meta_lookup_root(const char *name, struct fuse_entry_param *e)
 {
-	if (!strcmp(name, CONTROL_NAME)) {
-		fixed_attr(control_node, S_IFREG | 0600);
-		reply_node(control_node, e, 0);
-	} else {
-		fixed_attr(vroot_node, S_IFDIR | 0555);
-		reply_node(vroot_node, e, ENTRY_TIMEOUT);
-	}
+	struct node *n = !strcmp(name, CONTROL_NAME) ? control_node : vroot_node;
+	fixed_attr(n, n == control_node ? S_IFREG | 0600 : S_IFDIR | 0555);
+	n->nlookup++;
+	reply_node(n, e, n == control_node ? 0 : ENTRY_TIMEOUT);
 	return 0;
 }
 
@@ -106,7 +103,6 @@ static int lookup_version_file(struct node *parent, const char *name,
 	struct node *n = node_get(N_VFILE, NULL, id);
 	if (!n)
 		return -ENOMEM;
-	n->nlookup--; /* reply_node counts it */
 	attr_from_version(&n->attr, &v);
 	n->attr.st_ino = VERSION_INO(id);
 	/* Read-only, a regular file even for a symlink version (its content
@@ -125,7 +121,6 @@ static int lookup_history_dir(const char *path, struct fuse_entry_param *e)
 	struct node *n = node_get(N_VDIR, path, 0);
 	if (!n)
 		return -ENOMEM;
-	n->nlookup--;
 	attr_from_version(&n->attr, &v);
 	n->attr.st_ino = n->ino;
 	/* A directory's history is searchable by whom the directory is; a

@@ -92,7 +92,7 @@ struct node *node_by_ino(fuse_ino_t ino);
 struct node *node_get(enum node_kind kind, const char *path, vc_id version);
 struct node *node_find(enum node_kind kind, const char *path, vc_id version);
 void node_forget(struct node *n, uint64_t nlookup);
-/* Change what a node shows (same bytes): rename, chmod, commit of a pending file. */
+/* Change what a node shows, with the same bytes: rename, chmod, chown. */
 void node_rekey(struct node *n, enum node_kind kind, const char *path, vc_id version);
 /* The name is gone (unlink, rmdir, replaced): reachable by inode number only. */
 void node_detach(struct node *n);
