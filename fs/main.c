@@ -295,7 +295,11 @@ static int open_store(bool *created)
 	vc_actor a;
 	actor_self(&a);
 	*created = store_is_new(fs.store_path);
-	int flags = VC_OPEN_CREATE | VC_OPEN_WRITER | (fs.sync_normal ? VC_OPEN_SYNC_NORMAL : 0);
+	/* sync=full: changes are made durable after fs.lock is released
+	 * (fs_unlock), so no request waits for the disk behind another's
+	 * commit. */
+	int flags = VC_OPEN_CREATE | VC_OPEN_WRITER |
+		    (fs.sync_normal ? VC_OPEN_SYNC_NORMAL : VC_OPEN_SYNC_DEFERRED);
 	int rc = vc_open(fs.store_path, flags, &a, &fs.store, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "verconfd: %s\n", err);
@@ -308,6 +312,8 @@ static int open_store(bool *created)
 	}
 	if (*created && !fs.noimport) {
 		rc = import_tree(fs.mountpoint);
+		if (!rc)
+			rc = vc_sync(fs.store, vc_change_mark(fs.store));
 		if (rc) {
 			/* A half-imported new store would hide the rest for good:
 			 * remove it, so the next start imports everything again. */

@@ -95,9 +95,49 @@ static void reply_send(const struct reply *r)
 	}
 }
 
+/* The store's change count when this thread took fs.lock. */
+static __thread uint64_t mark_at_lock;
+
+void fs_lock(void)
+{
+	pthread_mutex_lock(&fs.lock);
+	mark_at_lock = vc_change_mark(fs.store);
+}
+
+/*
+ * Every store change is made under fs.lock, so a count that moved while
+ * this thread held it counts this request's changes.  They are made
+ * durable only now, with fs.lock released: other requests go on while
+ * this one waits for the disk, and requests waiting together share one
+ * sync.  A failed sync is this request's error: what it changed may not
+ * survive a crash.
+ */
+int fs_unlock(void)
+{
+	uint64_t mark = vc_change_mark(fs.store);
+	pthread_mutex_unlock(&fs.lock);
+	if (mark == mark_at_lock)
+		return 0;
+	int rc = vc_sync(fs.store, mark);
+	if (rc) {
+		log_msg(LOG_ERR, "sync of the store failed: %s", strerror(-rc));
+		pthread_mutex_lock(&fs.lock);
+		snprintf(fs.last_error, sizeof(fs.last_error), "sync of the store failed: %s",
+			 strerror(-rc));
+		pthread_mutex_unlock(&fs.lock);
+	}
+	return rc;
+}
+
 void unlock_reply(struct invals *iv, const struct reply *r)
 {
-	pthread_mutex_unlock(&fs.lock);
+	struct reply failed;
+	int rc = fs_unlock();
+	if (rc && !r->err) {
+		failed = *r;
+		failed.err = rc;
+		r = &failed;
+	}
 	if (!iv->n) {
 		invals_free(iv);
 		reply_send(r);

@@ -195,12 +195,21 @@ static int entry_for_path(const char *path, pid_t pid, struct fuse_entry_param *
 
 static void lock(void)
 {
-	pthread_mutex_lock(&fs.lock);
+	fs_lock();
 }
 
+/* Release fs.lock; a request whose store changes did not reach the disk
+ * fails with the sync's error. */
+static int unlock_result(int rc)
+{
+	int synced = fs_unlock();
+	return rc ? rc : synced;
+}
+
+/* For requests that change nothing in the store. */
 static void unlock(void)
 {
-	pthread_mutex_unlock(&fs.lock);
+	fs_unlock();
 }
 
 static int child_path(fuse_ino_t parent, const char *name, char **out)
@@ -569,7 +578,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	int rc = child_path(parent, name, &path);
 	if (!rc)
 		rc = make_name(req, path, VC_DIR, mode, NULL, &e);
-	unlock();
+	rc = unlock_result(rc);
 	free(path);
 	reply_entry_or_err(req, rc, &e);
 }
@@ -582,7 +591,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	int rc = child_path(parent, name, &path);
 	if (!rc)
 		rc = make_name(req, path, VC_SYMLINK, 0777, link, &e);
-	unlock();
+	rc = unlock_result(rc);
 	free(path);
 	reply_entry_or_err(req, rc, &e);
 }
@@ -649,7 +658,7 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	int rc = child_path(parent, name, &path);
 	if (!rc)
 		rc = remove_name(req, path, dir);
-	unlock();
+	rc = unlock_result(rc);
 	free(path);
 	fuse_reply_err(req, -rc);
 }
@@ -801,7 +810,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		rc = child_path(newparent, newname, &to);
 	if (!rc)
 		rc = do_rename(req, from, to, flags);
-	unlock();
+	rc = unlock_result(rc);
 	free(from);
 	free(to);
 	fuse_reply_err(req, -rc);
@@ -831,7 +840,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (!rc)
 		log_msg(LOG_INFO, "link %s -> %s (copy-on-write clone) by uid %u pid %d %s", n->path,
 			to, a.uid, a.pid, a.comm);
-	unlock();
+	rc = unlock_result(rc);
 	free(to);
 	reply_entry_or_err(req, rc, &e);
 }

@@ -26,7 +26,9 @@
  * Locking: one mutex (fs.lock) guards the node table, the drafts and the
  * store handle.  Kernel notifications are sent only after it is released:
  * the kernel may hold a directory lock while it waits for a reply that
- * needs fs.lock.
+ * needs fs.lock.  So is the store's sync of a change (sync=full): a
+ * commit holds fs.lock only while SQLite writes, not while the disk
+ * flushes, and readers' opens never queue behind a fdatasync.
  */
 #ifndef VERCONFD_H
 #define VERCONFD_H
@@ -188,8 +190,12 @@ struct reply {
 	double timeout;
 	struct fuse_entry_param entry; /* REPLY_ENTRY */
 };
-/* Release fs.lock, then send iv's notifications and the reply, in that
- * order, from the notifier thread (see notify.c). */
+/* Take fs.lock; release it, then wait until the store changes made
+ * meanwhile are durable (0, or the sync's negative errno). */
+void fs_lock(void);
+int fs_unlock(void);
+/* fs_unlock, then send iv's notifications and the reply, in that order,
+ * from the notifier thread (see notify.c); a failed sync fails the reply. */
 void unlock_reply(struct invals *iv, const struct reply *r);
 int notify_start(void);
 

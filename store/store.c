@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +260,16 @@ struct vc_store {
 	int flags;
 	/* fd holding the flock() writer lock, -1 if none; see vc_close(). */
 	int lockfd;
+	/* Deferred durability (vc_sync): changes counts committed write
+	 * transactions (atomic: vc_change_mark may read it on any thread);
+	 * synced is the count known durable, walfd an fd of the -wal file
+	 * and walino its inode (SQLite may replace the file), all three under
+	 * sync_lock. */
+	uint64_t changes;
+	pthread_mutex_t sync_lock;
+	uint64_t synced;
+	int walfd;
+	ino_t walino;
 	/* The current transaction's clock (tx_begin): every row written by
 	 * one call carries the same time. */
 	int64_t now;
@@ -597,6 +609,8 @@ static int tx_end(vc_store *s, int rc)
 {
 	if (rc >= 0)
 		rc = tx_run(s, ST_COMMIT);
+	if (rc >= 0)
+		__atomic_add_fetch(&s->changes, 1, __ATOMIC_SEQ_CST);
 	if (rc < 0 && !sqlite3_get_autocommit(s->db)) {
 		char keep[sizeof s->err];
 
@@ -1298,8 +1312,10 @@ static int init_store(vc_store *s, const vc_actor *creator)
 		if (!(rc = exec(s, sql, "set application_id")))
 			rc = create_root(s, creator);
 	}
+	if (rc == 0 && !(rc = exec(s, "COMMIT", "commit")))
+		__atomic_add_fetch(&s->changes, 1, __ATOMIC_SEQ_CST);
 	if (rc == 0)
-		return exec(s, "COMMIT", "commit");
+		return 0;
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
@@ -1352,8 +1368,12 @@ static int configure(vc_store *s)
 	 * fails here with SQLITE_NOTADB. */
 	if ((rc = query_int(s, "PRAGMA application_id", &appid)))
 		return open_err(s, rc, "reading the header");
+	/* NORMAL in WAL mode: a commit writes the log without syncing it; the
+	 * log is synced before every checkpoint, so a crash loses at most the
+	 * newest commits, never consistency.  Deferred handles sync the log
+	 * themselves (vc_sync) before they call a change done. */
 	snprintf(sql, sizeof sql, "PRAGMA synchronous = %s",
-		 s->flags & VC_OPEN_SYNC_NORMAL ? "NORMAL" : "FULL");
+		 s->flags & (VC_OPEN_SYNC_NORMAL | VC_OPEN_SYNC_DEFERRED) ? "NORMAL" : "FULL");
 	if ((rc = exec(s, sql, "synchronous")))
 		return rc;
 	return 0;
@@ -1496,6 +1516,8 @@ int vc_open(const char *file, int flags, const vc_actor *creator, vc_store **out
 	}
 	s->flags = flags;
 	s->lockfd = -1;
+	s->walfd = -1;
+	pthread_mutex_init(&s->sync_lock, NULL);
 	creator = actor_or_self(creator, &self);
 	if ((flags & VC_OPEN_READONLY) && (flags & (VC_OPEN_WRITER | VC_OPEN_CREATE)))
 		rc = seterr(s, -EINVAL, "%s: read-only open cannot create or write", file);
@@ -1507,6 +1529,9 @@ int vc_open(const char *file, int flags, const vc_actor *creator, vc_store **out
 		rc = take_writer_lock(s);
 	if (rc >= 0)
 		rc = open_db(s, creator);
+	/* A store created just now is durable before anyone uses it. */
+	if (rc >= 0 && (rc = vc_sync(s, vc_change_mark(s))) < 0)
+		seterr(s, rc, "%s: sync: %s", file, strerror(-rc));
 	if (rc < 0) {
 		snprintf(err, errlen, "%s", s->err);
 		vc_close(s);
@@ -1520,6 +1545,9 @@ void vc_close(vc_store *s)
 {
 	if (!s)
 		return;
+	/* Closing the last connection checkpoints (syncing the log first),
+	 * but another process's read-only connection may be the last. */
+	vc_sync(s, vc_change_mark(s));
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
@@ -1538,8 +1566,77 @@ void vc_close(vc_store *s)
 	 */
 	if (s->lockfd >= 0)
 		close(s->lockfd);
+	/* SQLite keeps its WAL-mode locks in the -shm file and the database,
+	 * none on the -wal file, so this fd holds nothing to lose. */
+	if (s->walfd >= 0)
+		close(s->walfd);
+	pthread_mutex_destroy(&s->sync_lock);
 	free(s->file);
 	free(s);
+}
+
+uint64_t vc_change_mark(vc_store *s)
+{
+	return __atomic_load_n(&s->changes, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The -wal file of the store, opened once and again whenever SQLite has
+ * replaced it (its inode changed).  A log file new to us may be new on
+ * disk: its directory entry is synced too, as SQLite does at the first
+ * sync of a log it created.  Caller holds sync_lock.
+ */
+static int wal_fd(vc_store *s)
+{
+	char wal[PATH_MAX];
+	struct stat st;
+
+	if (snprintf(wal, sizeof wal, "%s-wal", s->file) >= (int)sizeof wal)
+		return -ENAMETOOLONG;
+	if (stat(wal, &st) < 0)
+		return -errno;
+	if (s->walfd >= 0 && st.st_ino == s->walino)
+		return s->walfd;
+	if (s->walfd >= 0)
+		close(s->walfd);
+	s->walfd = open(wal, O_RDONLY | O_CLOEXEC);
+	if (s->walfd < 0)
+		return -errno;
+	s->walino = st.st_ino;
+	sync_dir(s->file);
+	return s->walfd;
+}
+
+/*
+ * Make every change up to mark durable.  Only the log needs syncing: a
+ * committed transaction lives there until a checkpoint, which syncs the
+ * log first and the database after.  The count is read before the
+ * fdatasync, so a change committed while it runs waits for the next one.
+ * Touches neither the connection nor s->err: another thread may be using
+ * them.  With no -wal file, nothing uncheckpointed remains.
+ */
+int vc_sync(vc_store *s, uint64_t mark)
+{
+	int rc = 0;
+
+	if (!(s->flags & VC_OPEN_SYNC_DEFERRED))
+		return 0;
+	pthread_mutex_lock(&s->sync_lock);
+	if (s->synced < mark) {
+		uint64_t upto = vc_change_mark(s);
+		int fd = wal_fd(s);
+
+		if (fd == -ENOENT)
+			s->synced = upto;
+		else if (fd < 0)
+			rc = fd;
+		else if (fdatasync(fd) < 0)
+			rc = -errno;
+		else
+			s->synced = upto;
+	}
+	pthread_mutex_unlock(&s->sync_lock);
+	return rc;
 }
 
 const char *vc_errmsg(const vc_store *s)

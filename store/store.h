@@ -120,6 +120,7 @@ enum vc_open_flags {
 	VC_OPEN_WRITER = 1 << 2,   /* take the exclusive writer lock (the daemon);
 	                              -EBUSY if another writer holds it */
 	VC_OPEN_SYNC_NORMAL = 1 << 3, /* synchronous=NORMAL instead of FULL */
+	VC_OPEN_SYNC_DEFERRED = 1 << 4, /* durable only at vc_sync(): see below */
 };
 
 /*
@@ -133,6 +134,23 @@ enum vc_open_flags {
 int vc_open(const char *file, int flags, const vc_actor *creator, vc_store **out,
 	    char *err, size_t errlen);
 void vc_close(vc_store *s);
+
+/*
+ * Deferred durability (VC_OPEN_SYNC_DEFERRED): a change is committed, and
+ * visible to every reader, without waiting for the disk; vc_sync() then
+ * makes every change up to a mark durable with one fdatasync of the
+ * write-ahead log, as synchronous=FULL would have done inside the commit.
+ * A caller that holds its own lock around store calls can so wait for the
+ * disk after releasing it, and concurrent waiters share one fdatasync.
+ *
+ * vc_change_mark() counts the changes this handle committed; vc_sync() may
+ * run on one thread while another thread uses s for anything else (the two
+ * are the only functions that may).  Without the flag every change is
+ * durable when its call returns (or, with VC_OPEN_SYNC_NORMAL alone, at
+ * SQLite's next checkpoint) and vc_sync() returns 0 at once.
+ */
+uint64_t vc_change_mark(vc_store *s);
+int vc_sync(vc_store *s, uint64_t mark);
 const char *vc_errmsg(const vc_store *s);
 const char *vc_filename(const vc_store *s);
 

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1286,6 +1288,118 @@ static void t_crash(void)
 	close_store();
 }
 
+/*
+ * fdatasync, counted: this definition takes the place of libc's for the
+ * store and for SQLite.  syncs_of_wal counts calls on the store's -wal
+ * file; sync_error makes the next call fail with that errno.
+ */
+static int syncs, syncs_of_wal, sync_error;
+
+int fdatasync(int fd)
+{
+	char link[64], target[256];
+	ssize_t n;
+
+	__atomic_add_fetch(&syncs, 1, __ATOMIC_SEQ_CST);
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof target - 1);
+	if (n > 4 && !memcmp(target + n - 4, "-wal", 4))
+		__atomic_add_fetch(&syncs_of_wal, 1, __ATOMIC_SEQ_CST);
+	if (sync_error) {
+		errno = sync_error;
+		sync_error = 0;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+static void *sync_forever(void *arg)
+{
+	volatile int *stop = arg;
+
+	while (!*stop)
+		if (vc_sync(S, vc_change_mark(S)))
+			return (void *)1;
+	return NULL;
+}
+
+/* VC_OPEN_SYNC_DEFERRED: commits do not sync; vc_sync syncs the log once
+ * for every change up to its mark, and again only after new changes. */
+static void t_deferred_sync(void)
+{
+	uint64_t mark;
+	int before;
+
+	/* Without the flag: SQLite syncs inside the commit (FULL), vc_sync
+	 * has nothing to do. */
+	new_store();
+	before = syncs;
+	put("full", "1");
+	CHECK(syncs > before);
+	before = syncs;
+	CHECK_RC(vc_sync(S, vc_change_mark(S)), 0);
+	CHECK_EQ(syncs, before);
+	close_store();
+
+	/* SQLite itself syncs a log it starts anew (its header): the first
+	 * commit after the open may sync, later ones must not. */
+	S = open_store(VC_OPEN_WRITER | VC_OPEN_SYNC_DEFERRED);
+	put("warm-up", "0");
+	CHECK_RC(vc_sync(S, vc_change_mark(S)), 0);
+	syncs = syncs_of_wal = 0;
+	mark = vc_change_mark(S);
+	put("a", "1");
+	put("b", "2");
+	CHECK_EQ(syncs, 0);
+	CHECK_EQ(vc_change_mark(S), mark + 2);
+	/* One sync covers both changes; nothing new, nothing to do. */
+	CHECK_RC(vc_sync(S, vc_change_mark(S)), 0);
+	CHECK_EQ(syncs, 1);
+	CHECK_EQ(syncs_of_wal, 1);
+	CHECK_RC(vc_sync(S, vc_change_mark(S)), 0);
+	CHECK_RC(vc_sync(S, mark + 1), 0);
+	CHECK_EQ(syncs, 1);
+	/* Reads change nothing. */
+	content_is("a", "1");
+	CHECK_EQ(vc_change_mark(S), mark + 2);
+	/* A failed sync is reported and retried by the next call. */
+	put("a", "3");
+	sync_error = EIO;
+	CHECK_RC(vc_sync(S, vc_change_mark(S)), -EIO);
+	CHECK_RC(vc_sync(S, vc_change_mark(S)), 0);
+	CHECK_EQ(syncs, 3);
+	/* A failed commit is not a change. */
+	mark = vc_change_mark(S);
+	CHECK(commit_full("a/x", VC_FILE, VC_OP_WRITE, "x", 0644, VC_ACCEPTED, NULL, NULL) < 0);
+	CHECK_EQ(vc_change_mark(S), mark);
+
+	/* vc_sync on another thread while this one commits. */
+	{
+		pthread_t t;
+		volatile int stop = 0;
+		void *res;
+		char data[32];
+
+		CHECK(pthread_create(&t, NULL, sync_forever, (void *)&stop) == 0);
+		for (int i = 0; i < 300; i++) {
+			snprintf(data, sizeof data, "v%d", i);
+			put(i % 2 ? "a" : "b", data);
+		}
+		stop = 1;
+		CHECK(pthread_join(t, &res) == 0);
+		CHECK(res == NULL);
+	}
+	CHECK_RC(vc_sync(S, vc_change_mark(S)), 0);
+	content_is("a", "v299");
+	content_is("b", "v298");
+	FSCK_CLEAN();
+	close_store();
+	/* What the deferred handle committed is there for the next one. */
+	S = open_store(VC_OPEN_WRITER);
+	content_is("a", "v299");
+	close_store();
+}
+
 static void t_fsck_corrupt(void)
 {
 	struct lines l = { 0 };
@@ -1911,6 +2025,7 @@ static const struct {
 	{ "open_errors", t_open_errors },
 	{ "writer_busy", t_writer_busy },
 	{ "crash", t_crash },
+	{ "deferred_sync", t_deferred_sync },
 	{ "fsck_corrupt", t_fsck_corrupt },
 	{ "listing", t_listing },
 	{ "query_plans", t_query_plans },

@@ -9,6 +9,7 @@ packages=(
 	libcjson-dev libsqlite3-dev libssl-dev          # cJSON, SQLite, libcrypto
 	libzstd-dev                                     # blob compression (store)
 	sqlite3 python3 util-linux procps diffutils     # tests and helper scripts
+	strace                                          # fs_durability: the daemon's syncs
 	vim-tiny nano ed rsync git tmux perl tar coreutils # fs_tools: how people save configs
 )
 

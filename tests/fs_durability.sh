@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# sync=full: every change is on disk when its call returns, and the disk is
+# waited for outside the daemon's lock (the store commits with its log
+# unsynced, then one fdatasync of the -wal file makes it durable before the
+# reply).  Seen from outside with strace on the daemon: each durable commit,
+# switch and directory change costs a fdatasync of the store's -wal file;
+# reads, stats and listings cost none; sync=normal costs none.
+. "$(dirname "$0")/lib.sh"
+command -v strace >/dev/null || fail "strace missing (tools/bootstrap.sh installs it)"
+
+TRACE=$T/strace.out STRACE_PID=
+stop_trace() {
+	[ -n "$STRACE_PID" ] || return 0
+	kill "$STRACE_PID" 2>/dev/null || true
+	wait "$STRACE_PID" 2>/dev/null || true
+	STRACE_PID=
+}
+trap 'stop_trace; cleanup' EXIT
+
+# Trace the daemon's fdatasync calls, with the file each one names (-y).
+start_trace() {
+	: >"$TRACE"
+	strace -f -y -e trace=fdatasync -p "$DAEMON_PID" -o "$TRACE" 2>"$T/strace.err" &
+	STRACE_PID=$!
+	# "Process N attached" once every thread of the daemon is traced.
+	for _ in $(seq 100); do
+		grep -q "attached" "$T/strace.err" 2>/dev/null && break
+		kill -0 "$STRACE_PID" 2>/dev/null || fail "strace could not attach: $(cat "$T/strace.err")"
+		sleep 0.05
+	done
+	sleep 0.3
+}
+wal_syncs() { grep -c 'store.db-wal>' "$TRACE" || true; }
+
+commit_durably() { # path count
+	python3 - "$MNT/$1" "$2" <<'EOF'
+import os, sys
+path, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, b'{"round": %d}\n' % i)
+    os.fsync(fd)
+    os.close(fd)
+EOF
+}
+
+mount_fs
+printf '{"warm": 1}\n' >"$MNT/app.json"
+mkdir "$MNT/d"
+start_trace
+[ "$(wal_syncs)" -eq 0 ] || fail "fdatasync before anything changed: $(cat "$TRACE")"
+
+commit_durably app.json 5
+sleep 0.2
+n=$(wal_syncs)
+[ "$n" -ge 5 ] || fail "5 durable commits made $n fdatasyncs of the -wal file: $(cat "$TRACE")"
+ok "each durable commit syncs the store's log ($n fdatasyncs for 5)"
+
+before=$(wal_syncs)
+for _ in $(seq 20); do
+	cat "$MNT/app.json" >/dev/null
+	stat "$MNT/app.json" >/dev/null
+	ls "$MNT" "$MNT/.versions/app.json" >/dev/null
+done
+cat "$MNT/.control" >/dev/null
+sleep 0.2
+expect_eq "$(( $(wal_syncs) - before ))" 0 "fdatasyncs for 20 reads, stats and listings"
+ok "reading changes nothing and waits for no disk"
+
+for step in "mkdir $MNT/d/e" "mv $MNT/d/e $MNT/d/f" "rmdir $MNT/d/f" "chmod 600 $MNT/app.json" \
+	    "ln -s app.json $MNT/link" "rm $MNT/link"; do
+	before=$(wal_syncs)
+	$step || fail "$step failed"
+	sleep 0.1
+	[ $(( $(wal_syncs) - before )) -ge 1 ] || fail "$step: no fdatasync of the -wal file"
+done
+ok "directory changes, chmod and symlinks are durable at return"
+
+first=$(ls "$MNT/.versions/app.json" | head -1)
+before=$(wal_syncs)
+printf 'activate %s\n' "$first" >"$MNT/.control" || fail "activate failed"
+sleep 0.1
+[ $(( $(wal_syncs) - before )) -ge 1 ] || fail ".control switch: no fdatasync of the -wal file"
+ok ".control switches are durable at return"
+stop_trace
+umount_fs
+
+# sync=normal: SQLite's NORMAL alone, no sync per change.
+mount_fs -o sync=normal
+commit_durably app.json 1
+start_trace
+commit_durably app.json 5
+sleep 0.2
+expect_eq "$(wal_syncs)" 0 "fdatasyncs of the -wal file for 5 commits with sync=normal"
+ok "sync=normal leaves syncing to SQLite's checkpoints"
+stop_trace
+umount_fs
