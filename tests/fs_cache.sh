@@ -38,4 +38,21 @@ echo "$first" > "$MNT/.control"
 expect_eq "$(cat "$MNT/app.json")" '{"cached": 1}' "switch visible at once"
 expect_eq "$(stat -c %s "$MNT/app.json")" 14 "size after switch"
 ok "invalidation on head moves"
+
+# .control's name and attributes never change: a switch is OPEN, WRITE and
+# RELEASE of it (no LOOKUP, no FLUSH: its close has nothing to report).
+second=$(ls "$MNT/.versions/app.json" | sort -n | tail -1)
+sleep 0.2
+l0=$(count LOOKUP); f0=$(count FLUSH); w0=$(count WRITE)
+for i in $(seq 10); do
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY); os.write(fd, sys.argv[2].encode()); os.close(fd)' \
+		"$MNT/.control" "$([ $((i % 2)) = 0 ] && echo "$second" || echo "$first")"
+done
+sleep 0.2
+expect_eq "$(cat "$MNT/app.json")" '{"cached": 2}' "content after 10 switches"
+[ $(( $(count WRITE) - w0 )) -ge 10 ] || fail "expected a WRITE per switch (counting works)"
+expect_eq "$(( $(count LOOKUP) - l0 ))" 1 "LOOKUPs for 10 switches (one: app.json, read once after)"
+expect_eq "$(( $(count FLUSH) - f0 ))" 0 "FLUSHes for 10 closes of .control"
+ok ".control switches take no lookup or flush of .control"
 umount_fs
