@@ -758,6 +758,18 @@ static int gate_move(const char *from, const char *to, enum vc_op op, const vc_a
 	return -EINVAL;
 }
 
+/* A directory renamed over directory to: the store checks that to holds
+ * nothing committed; files created in it and not committed yet count too,
+ * as they do for rmdir. */
+static int dir_target_empty(const char *to)
+{
+	vc_entry dst;
+	bool pending_child = false;
+	if (vc_lookup(fs.store, to, &dst) == 0 && dst.head.kind == VC_DIR)
+		drafts_pending_in(to, mark_found, &pending_child);
+	return pending_child ? -ENOTEMPTY : 0;
+}
+
 static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned flags)
 {
 	int rc = commit_pending(req, from);
@@ -769,6 +781,8 @@ static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned 
 	rc = gate_move(from, to, VC_OP_RENAME, &a);
 	if (!rc)
 		rc = vc_lookup(fs.store, from, &src);
+	if (!rc && src.head.kind == VC_DIR)
+		rc = dir_target_empty(to);
 	if (!rc)
 		rc = store_check();
 	if (!rc)

@@ -71,6 +71,23 @@ rm d1/d2/f; rmdir d1/d2
 expect_eq "$(ls d1)" "" "empty after rmdir"
 expect_fail "Is a directory" rm d1
 expect_fail "Not a directory" rmdir a.txt
+# A file created and still open, not committed yet, makes its directory
+# non-empty for rename over it too (as for rmdir); once closed it is there.
+mkdir -p src held
+py "
+import errno, os
+fd = os.open('held/new.conf', os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b'x')
+for op in (lambda: os.rename('src', 'held'), lambda: os.rmdir('held')):
+    try:
+        op()
+        raise SystemExit('rename/rmdir over a directory with an open new file succeeded')
+    except OSError as e:
+        assert e.errno == errno.ENOTEMPTY, e
+os.close(fd)
+"
+expect_eq "$(cat held/new.conf)" "x" "the new file after its close"
+rmdir src
 ok "mkdir/rmdir/ENOTEMPTY"
 
 # symlinks
