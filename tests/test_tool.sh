@@ -647,6 +647,47 @@ assert acts[:3].count("restore") >= 2, acts'
 	has "served by a daemon" err
 }
 
+# Names that are not UTF-8 (a Latin-1 file name): --json stays valid UTF-8
+# (strictly decoded here), shows U+FFFD and gives the exact bytes in base64.
+t_json_bytes() {
+	local name
+	name=$(printf 'caf\351.conf')
+	mkdir "$work/src"
+	printf '{"a": 1}\n' >"$work/src/$name"
+	ln -s "$name" "$work/src/link"
+	run 0 vc import "$work/src"
+	printf '{"a": 2}\n' >"$work/src/$name"
+	run 0 vc import "$work/src"
+	# need: whether the output must name the file (fsck and show do not).
+	for cmd in "1 log" "1 tree" "1 status" "1 journal" "1 log $name" "1 diff $name" \
+		   "0 show $name" "0 fsck"; do
+		# shellcheck disable=SC2086
+		run 0 vc ${cmd#* } --json
+		python3 -c "import base64, json, sys
+raw = open('$work/out', 'rb').read()
+d = json.loads(raw.decode('utf-8'))   # strict: no stray bytes
+want = b'caf\\xe9.conf'
+def walk(x):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if k.endswith('_base64'):
+                yield k[:-7], x[k[:-7]], base64.b64decode(v)
+            yield from walk(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from walk(v)
+pairs = list(walk(d))
+for key, shown, exact in pairs:
+    assert exact == want, (key, exact)
+    assert shown == 'caf\\ufffd.conf', (key, shown)
+if sys.argv[1] == '1':
+    assert pairs, 'no _base64 field'
+" "${cmd%% *}" || fail "${cmd#* } --json: not valid UTF-8 or bytes lost"
+	done
+	run 0 vc show "$name"
+	has '{"a": 2}'
+}
+
 fn=t_${scenario//-/_}
 declare -F "$fn" >/dev/null || { echo "unknown scenario $scenario" >&2; exit 2; }
 "$fn"

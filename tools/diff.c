@@ -208,7 +208,7 @@ static int diff_lines(struct ctx *c, const struct diff_opts *o, const struct sid
 		cJSON *doc = json_sides(a, b, equal);
 		cJSON_AddBoolToObject(doc, "binary", binary);
 		if (text)
-			cJSON_AddStringToObject(doc, "diff", text);
+			cJSON_AddItemToObject(doc, "diff", json_text(text));
 		else
 			cJSON_AddNullToObject(doc, "diff");
 		free(text);
@@ -265,7 +265,7 @@ static void path_push_key(struct key_diff *d, const char *key)
 		path_append(d, key);
 		return;
 	}
-	cJSON *s = cJSON_CreateString(key);
+	cJSON *s = json_text(key);
 	char *quoted = cJSON_PrintUnformatted(s);
 	path_append(d, "[");
 	path_append(d, quoted);
@@ -304,7 +304,7 @@ static void report_change(struct key_diff *d, enum change kind, const cJSON *old
 		return;
 	}
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "key", d->len ? d->path : ".");
+	cJSON_AddItemToObject(o, "key", json_text(d->len ? d->path : "."));
 	cJSON_AddStringToObject(o, "change", names[kind]);
 	if (old)
 		cJSON_AddItemToObject(o, "old", cJSON_Duplicate(old, true));

@@ -302,7 +302,7 @@ static cJSON *json_journal_entry(const vc_journal_entry *j)
 	json_add_int(o, "seq", j->seq);
 	json_add_time(o, "time", j->time_ns);
 	cJSON_AddStringToObject(o, "action", vc_action_name(j->action));
-	cJSON_AddStringToObject(o, "path", j->path);
+	json_set_text(o, "path", j->path);
 	json_add_version_ref(o, "from", j->from_version);
 	json_add_version_ref(o, "to", j->to_version);
 	cJSON_AddItemToObject(o, "actor", json_actor(&j->actor));

@@ -248,6 +248,106 @@ void json_add_int(cJSON *o, const char *key, int64_t v)
 	cJSON_AddRawToObject(o, key, text);
 }
 
+/*
+ * The length of the UTF-8 sequence at s (of len bytes), or 0 if none
+ * starts there: RFC 3629's rules, so no overlong forms, no surrogates,
+ * nothing past U+10FFFF — what strict JSON parsers accept.
+ */
+static size_t utf8_sequence(const unsigned char *s, size_t len)
+{
+	unsigned char c = s[0];
+	size_t n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+		 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (n == 0 || n > len)
+		return 0;
+	for (size_t k = 1; k < n; k++)
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+	/* The second byte's range for the first bytes that allow less. */
+	if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+	    (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+bool utf8_text(const void *buf, size_t len)
+{
+	const unsigned char *s = buf;
+	for (size_t i = 0, n; i < len; i += n)
+		if (s[i] == 0 || !(n = utf8_sequence(s + i, len - i)))
+			return false;
+	return true;
+}
+
+char *base64_encode(const void *buf, size_t len)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *s = buf;
+	char *out = malloc(4 * ((len + 2) / 3) + 1), *o = out;
+	if (!out)
+		abort();
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < len ? (uint32_t)s[i + 1] << 8 : 0) |
+			     (i + 2 < len ? s[i + 2] : 0);
+		*o++ = alphabet[v >> 18 & 63];
+		*o++ = alphabet[v >> 12 & 63];
+		*o++ = i + 1 < len ? alphabet[v >> 6 & 63] : '=';
+		*o++ = i + 2 < len ? alphabet[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* s with every byte that starts no UTF-8 sequence replaced by U+FFFD. */
+static char *utf8_replaced(const char *s)
+{
+	size_t len = strlen(s);
+	char *out = malloc(3 * len + 1), *o = out;
+	if (!out)
+		abort();
+	for (size_t i = 0, n; i < len; i += n) {
+		n = utf8_sequence((const unsigned char *)s + i, len - i);
+		if (n) {
+			memcpy(o, s + i, n);
+			o += n;
+		} else {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+			n = 1;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+cJSON *json_text(const char *s)
+{
+	if (utf8_text(s, strlen(s)))
+		return cJSON_CreateString(s);
+	char *shown = utf8_replaced(s);
+	cJSON *item = cJSON_CreateString(shown);
+	free(shown);
+	return item;
+}
+
+void json_set_text(cJSON *o, const char *key, const char *s)
+{
+	char bkey[64];
+	snprintf(bkey, sizeof bkey, "%s_base64", key);
+	cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+	cJSON_DeleteItemFromObjectCaseSensitive(o, bkey);
+	if (utf8_text(s, strlen(s))) {
+		cJSON_AddStringToObject(o, key, s);
+		return;
+	}
+	char *shown = utf8_replaced(s), *exact = base64_encode(s, strlen(s));
+	cJSON_AddStringToObject(o, key, shown);
+	cJSON_AddStringToObject(o, bkey, exact);
+	free(shown);
+	free(exact);
+}
+
 void json_add_version_ref(cJSON *o, const char *key, vc_id id)
 {
 	if (id)
@@ -272,7 +372,7 @@ cJSON *json_actor(const vc_actor *a)
 	cJSON_AddStringToObject(o, "user", user_name(a->uid));
 	json_add_int(o, "gid", a->gid);
 	json_add_int(o, "pid", a->pid);
-	cJSON_AddStringToObject(o, "comm", a->comm);
+	json_set_text(o, "comm", a->comm);
 	return o;
 }
 
@@ -288,12 +388,12 @@ cJSON *json_version(const vc_version *v, int live)
 	char sha[65];
 	cJSON *o = cJSON_CreateObject();
 	json_add_int(o, "id", v->id);
-	cJSON_AddStringToObject(o, "path", v->path);
+	json_set_text(o, "path", v->path);
 	cJSON_AddStringToObject(o, "kind", vc_kind_name(v->kind));
 	cJSON_AddStringToObject(o, "op", vc_op_name(v->op));
 	cJSON_AddStringToObject(o, "status", v->status == VC_REJECTED ? "rejected" : "accepted");
 	if (v->status == VC_REJECTED)
-		cJSON_AddStringToObject(o, "reason", v->reason);
+		json_set_text(o, "reason", v->reason);
 	if (live >= 0)
 		cJSON_AddBoolToObject(o, "live", live);
 	json_add_int(o, "size", v->size);

@@ -19,7 +19,7 @@ static int report_problem(const char *problem, void *ctx)
 {
 	cJSON *problems = ctx;
 	if (problems)
-		cJSON_AddItemToArray(problems, cJSON_CreateString(problem));
+		cJSON_AddItemToArray(problems, json_text(problem));
 	else
 		printf("%s\n", problem);
 	return 0;
@@ -44,7 +44,7 @@ int cmd_fsck(struct ctx *c, int argc, char **argv)
 		return store_fail(c, n, "checking %s", c->store_file);
 	}
 	if (doc) {
-		cJSON_AddStringToObject(doc, "store", c->store_file);
+		json_set_text(doc, "store", c->store_file);
 		cJSON_AddBoolToObject(doc, "ok", n == 0);
 		rc = json_print(doc);
 	} else if (n == 0) {
@@ -181,7 +181,7 @@ static int report_export(const struct ctx *c, const struct export_state *st, vc_
 	}
 	cJSON *doc = cJSON_CreateObject();
 	json_add_int(doc, "seq", seq);
-	cJSON_AddStringToObject(doc, "dir", st->dir);
+	json_set_text(doc, "dir", st->dir);
 	json_add_int(doc, "files", st->files);
 	json_add_int(doc, "directories", st->dirs);
 	json_add_int(doc, "symlinks", st->symlinks);
@@ -368,7 +368,7 @@ static int report_import(const struct ctx *c, const struct import_state *st)
 		return EXIT_OK;
 	}
 	cJSON *doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, "store", c->store_file);
+	json_set_text(doc, "store", c->store_file);
 	json_add_int(doc, "created", st->created);
 	json_add_int(doc, "unchanged", st->unchanged);
 	json_add_int(doc, "skipped", st->skipped);

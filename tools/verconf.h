@@ -200,7 +200,18 @@ void table_free(struct table *t);
 #define COLOR_YELLOW "\033[33m"
 #define COLOR_RESET "\033[0m"
 
+/* buf is UTF-8 (strict: RFC 3629) with no NUL byte. */
+bool utf8_text(const void *buf, size_t len);
+/* malloc'd base64 (RFC 4648, padded) of buf. */
+char *base64_encode(const void *buf, size_t len);
+
 /* JSON building blocks; field names are documented in verconf(1). */
+/* Set key to text s.  JSON strings are Unicode, names are bytes: when s is
+ * not UTF-8, key shows it with U+FFFD for each stray byte and key_base64
+ * holds its exact bytes. */
+void json_set_text(cJSON *o, const char *key, const char *s);
+/* A message as a JSON string, stray bytes shown as U+FFFD. */
+cJSON *json_text(const char *s);
 void json_add_int(cJSON *o, const char *key, int64_t v);
 /* A version id, or null for 0 (none). */
 void json_add_version_ref(cJSON *o, const char *key, vc_id id);

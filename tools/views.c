@@ -34,41 +34,6 @@ static int version_of_path_at(struct ctx *c, const char *arg, const char *at, vc
 	return rc < 0 ? store_fail(c, rc, "reading version %" PRId64, id) : EXIT_OK;
 }
 
-static bool valid_utf8_text(const unsigned char *s, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		unsigned char ch = s[i];
-		size_t n = ch < 0x80 ? 1 : (ch & 0xe0) == 0xc0 ? 2 : (ch & 0xf0) == 0xe0 ? 3
-			   : (ch & 0xf8) == 0xf0 ? 4 : 0;
-		if (n == 0 || ch == 0 || i + n > len)
-			return false;
-		for (size_t k = 1; k < n; k++)
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-		i += n;
-	}
-	return true;
-}
-
-static char *base64(const unsigned char *s, size_t len)
-{
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc(4 * ((len + 2) / 3) + 1), *o = out;
-	if (!out)
-		abort();
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < len ? (uint32_t)s[i + 1] << 8 : 0) |
-			     (i + 2 < len ? s[i + 2] : 0);
-		*o++ = alphabet[v >> 18 & 63];
-		*o++ = alphabet[v >> 12 & 63];
-		*o++ = i + 1 < len ? alphabet[v >> 6 & 63] : '=';
-		*o++ = i + 2 < len ? alphabet[v & 63] : '=';
-	}
-	*o = '\0';
-	return out;
-}
-
 static int is_live(struct ctx *c, const vc_version *v)
 {
 	vc_entry e;
@@ -81,13 +46,13 @@ static int print_show_json(struct ctx *c, const vc_version *v, const void *buf, 
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddItemToObject(doc, "version", json_version(v, is_live(c, v)));
-	if (valid_utf8_text(buf, len)) {
+	if (utf8_text(buf, len)) {
 		char *text = strndup(buf ? buf : "", len);
 		cJSON_AddStringToObject(doc, "encoding", "utf-8");
 		cJSON_AddStringToObject(doc, "content", text);
 		free(text);
 	} else {
-		char *text = base64(buf, len);
+		char *text = base64_encode(buf, len);
 		cJSON_AddStringToObject(doc, "encoding", "base64");
 		cJSON_AddStringToObject(doc, "content", text);
 		free(text);
@@ -234,7 +199,7 @@ static void add_status_row(struct table *t, const char *name, const vc_entry *e,
 static cJSON *json_status_entry(const char *name, const vc_entry *e, const struct path_status *ps)
 {
 	cJSON *o = json_version(&e->head, 1);
-	cJSON_ReplaceItemInObject(o, "path", cJSON_CreateString(name));
+	json_set_text(o, "path", name);
 	json_add_time(o, "mtime", e->mtime_ns);
 	if (ps->have_move) {
 		cJSON *m = cJSON_AddObjectToObject(o, "last_change");
@@ -334,10 +299,10 @@ static void add_tree_row(struct ctx *c, struct table *t, const char *name, const
 static cJSON *json_tree_entry(struct ctx *c, const char *name, const vc_version *v)
 {
 	cJSON *o = json_version(v, -1);
-	cJSON_ReplaceItemInObject(o, "path", cJSON_CreateString(name));
+	json_set_text(o, "path", name);
 	if (v->kind == VC_SYMLINK) {
 		char *target = symlink_target(c, v->id);
-		cJSON_AddStringToObject(o, "target", target);
+		json_set_text(o, "target", target);
 		free(target);
 	}
 	return o;
