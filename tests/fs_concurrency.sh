@@ -25,6 +25,7 @@ mkdir -p "$T/w" "$T/res"
 
 cat >"$T/conc.py" <<'EOF'
 import fcntl, hashlib, json, mmap, os, random, sys, time
+import writers
 
 MNT, T = os.environ['MNT'], os.environ['T']
 P = os.path.join(MNT, 'hot.conf')
@@ -65,11 +66,6 @@ def read_all(path):
     with open(path, 'rb', buffering=0) as f:
         return f.readall()
 
-def write_all(fd, data):
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
-
 class Locked:
     """Mutation + its visibility check are one step for writer and switcher."""
     def __enter__(self):
@@ -107,23 +103,10 @@ def writer():
                 r2 = os.open(P, os.O_RDONLY)
                 head = os.read(r2, 100)
             if mode == 'rename':
-                fd = os.open(TMP, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                write_all(fd, data)
-                os.close(fd)
+                writers.create(TMP, data)
                 os.rename(TMP, P)
             else:
-                fd = os.open(P, os.O_WRONLY | os.O_TRUNC)
-                if mode == 'trunc_many':
-                    i = 0
-                    while i < len(data):
-                        n = rnd.randint(1, 4096)
-                        write_all(fd, data[i:i + n])
-                        i += n
-                else:
-                    write_all(fd, data)
-                    if mode == 'fsync':
-                        os.fsync(fd)
-                os.close(fd)
+                writers.rewrite(P, data, mode, rnd)
             got = read_all(P)
             if got != data:
                 die('writer: seq %d (%s) not visible after close/rename returned: '

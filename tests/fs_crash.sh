@@ -45,6 +45,7 @@ WLOG=$T/writes.log
 
 cat >"$T/crash.py" <<'EOF'
 import errno, hashlib, json, os, random, sys, time
+import writers
 
 MNT, T = os.environ['MNT'], os.environ['T']
 WLOG = os.path.join(T, 'writes.log')
@@ -65,10 +66,6 @@ def selfcheck(data):
 
 def sha(data):
     return hashlib.sha256(data).hexdigest()
-
-def write_all(fd, data):
-    while data:
-        data = data[os.write(fd, data):]
 
 # ------------------------------------------------------------------ writer
 def writer(cycle):
@@ -96,27 +93,14 @@ def writer(cycle):
                 tmp = os.path.join(os.path.dirname(path), '.tmp-%d-%d' % (cycle, i))
                 op = {'k': 'w', 'p': tmp, 'h': h}
                 rec('I', op)
-                fd = os.open(os.path.join(MNT, tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                write_all(fd, data)
-                os.close(fd)
+                writers.create(os.path.join(MNT, tmp), data)
                 rec('D', op)
                 op = {'k': 'mv', 'from': tmp, 'to': path, 'h': h}
                 rec('I', op); os.rename(os.path.join(MNT, tmp), full); rec('D', op)
                 continue
             op = {'k': 'w', 'p': path, 'h': h}
             rec('I', op)
-            fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            if mode == 'trunc_many':
-                j = 0
-                while j < len(data):
-                    n = rnd.randint(1, 2000)
-                    write_all(fd, data[j:j + n])
-                    j += n
-            else:
-                write_all(fd, data)
-                if mode == 'fsync':
-                    os.fsync(fd)
-            os.close(fd)
+            writers.rewrite(full, data, mode, rnd, chunk_max=2000, create=True)
             rec('D', op)
     except OSError as e:
         with open(os.path.join(T, 'writer-errors'), 'a') as f:

@@ -5,6 +5,8 @@
 set -euo pipefail
 
 VERCONFD=${VERCONFD:?VERCONFD must name the verconfd binary}
+# The tests' Python helpers (writers.py) are importable by their scripts.
+export PYTHONPATH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}
 T=$(mktemp -d "${TMPDIR:-/tmp}/verconf-test.XXXXXX")
 chmod 755 "$T"
 MNT=$T/mnt
