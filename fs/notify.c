@@ -110,7 +110,7 @@ void fs_lock(void)
  * durable only now, with fs.lock released: other requests go on while
  * this one waits for the disk, and requests waiting together share one
  * sync.  A failed sync is this request's error: what it changed may not
- * survive a crash.
+ * survive a crash.  After an EIO the store refuses changes (store_check).
  */
 int fs_unlock(void)
 {
@@ -120,10 +120,13 @@ int fs_unlock(void)
 		return 0;
 	int rc = vc_sync(fs.store, mark);
 	if (rc) {
-		log_msg(LOG_ERR, "sync of the store failed: %s", strerror(-rc));
+		log_msg(LOG_ERR, "sync of the store failed: %s%s", strerror(-rc),
+			rc == -EIO ? "; changes refused from now on (remount)" : "");
 		pthread_mutex_lock(&fs.lock);
-		snprintf(fs.last_error, sizeof(fs.last_error), "sync of the store failed: %s",
-			 strerror(-rc));
+		snprintf(fs.last_error, sizeof(fs.last_error), "sync of the store failed: %s%s",
+			 strerror(-rc), rc == -EIO ? "; changes refused (EIO); remount" : "");
+		if (rc == -EIO)
+			fs.sync_failed = true;
 		pthread_mutex_unlock(&fs.lock);
 	}
 	return rc;

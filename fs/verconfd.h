@@ -54,6 +54,7 @@ struct fs {
 	char *mountpoint;   /* absolute */
 	enum validate_mode validate;
 	bool sync_normal;
+	bool sync_failed;   /* a sync of the store said EIO: changes refused */
 	bool showmeta;
 	bool noimport;
 	bool foreground;
@@ -236,7 +237,8 @@ int meta_readdir(struct node *n, void (*add)(void *ctx, const char *name, struct
 
 /* main.c */
 int import_tree(const char *dir);
-/* 0 while the store file is the one opened; -EIO (logged) once it is gone. */
+/* 0 while the store file is the one opened and its syncs work; -EIO
+ * (logged) once it is gone or a sync lost writes. */
 int store_check(void);
 /* Log a change the store refused for a reason of its own (full, I/O),
  * note it as .control's last-error, and return rc. */

@@ -268,6 +268,7 @@ struct vc_store {
 	uint64_t changes;
 	pthread_mutex_t sync_lock;
 	uint64_t synced;
+	int sync_error; /* sticky: see vc_sync */
 	int walfd;
 	ino_t walino;
 	/* The current transaction's clock (tx_begin): every row written by
@@ -1622,7 +1623,9 @@ int vc_sync(vc_store *s, uint64_t mark)
 	if (!(s->flags & VC_OPEN_SYNC_DEFERRED))
 		return 0;
 	pthread_mutex_lock(&s->sync_lock);
-	if (s->synced < mark) {
+	if (s->sync_error) {
+		rc = s->sync_error;
+	} else if (s->synced < mark) {
 		uint64_t upto = vc_change_mark(s);
 		int fd = wal_fd(s);
 
@@ -1634,6 +1637,16 @@ int vc_sync(vc_store *s, uint64_t mark)
 			rc = -errno;
 		else
 			s->synced = upto;
+		/*
+		 * After a write-back error Linux may drop the pages it could
+		 * not write and report success at the next fdatasync, so an
+		 * EIO leaves the log's durability unknown for good: every
+		 * later call fails too, until the store is opened again.
+		 * Other errors (ENOSPC, EINTR) say nothing was lost yet and
+		 * are retried by the next call.
+		 */
+		if (rc == -EIO)
+			s->sync_error = rc;
 	}
 	pthread_mutex_unlock(&s->sync_lock);
 	return rc;

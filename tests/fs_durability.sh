@@ -4,8 +4,11 @@
 # unsynced, then one fdatasync of the -wal file makes it durable before the
 # reply).  Seen from outside with strace on the daemon: each durable commit,
 # switch and directory change costs a fdatasync of the store's -wal file;
-# reads, stats and listings cost none; sync=normal costs none.
+# reads, stats and listings cost none; sync=normal costs none.  A disk that
+# loses the log's writes (EIO from fdatasync, injected by tests/fail_sync.c)
+# fails the change's call, and every later change, until a remount.
 . "$(dirname "$0")/lib.sh"
+FAIL_SYNC_SO=${FAIL_SYNC_SO:?FAIL_SYNC_SO must name the fail_sync shim}
 command -v strace >/dev/null || fail "strace missing (tools/bootstrap.sh installs it)"
 
 TRACE=$T/strace.out STRACE_PID=
@@ -94,4 +97,44 @@ sleep 0.2
 expect_eq "$(wal_syncs)" 0 "fdatasyncs of the -wal file for 5 commits with sync=normal"
 ok "sync=normal leaves syncing to SQLite's checkpoints"
 stop_trace
+umount_fs
+
+# ---- EIO from the log's fdatasync.
+FLAG=$T/fail-sync
+# The sanitizer build's runtime wants to come first; the shim must too.
+LD_PRELOAD=$FAIL_SYNC_SO VERCONF_FAIL_SYNC=$FLAG \
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 mount_fs
+commit_durably app.json 1
+touch "$FLAG"
+r=$(python3 - "$MNT/app.json" <<'EOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b'{"lost": true}\n')
+try:
+    os.fsync(fd)
+    print('fsync ok')
+except OSError as e:
+    print('fsync', errno.errorcode[e.errno])
+os.close(fd)
+EOF
+)
+expect_eq "$r" "fsync EIO" "fsync of a commit whose log sync failed"
+rm "$FLAG"
+# (A shell ignores close's error: ask python, which does not.)
+expect_fail "Input/output error" python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"{\"after\": 1}\n")
+os.close(fd)' "$MNT/app.json"
+expect_fail "Input/output error" mkdir "$MNT/after"
+grep -q '"lost": true' "$MNT/app.json" || fail "after the failed sync the content changed or cannot be read"
+grep -q "sync of the store failed: Input/output error" "$MNT/.control" ||
+	fail ".control does not say why changes are refused: $(cat "$MNT/.control")"
+grep -q "sync of the store failed: Input/output error; changes refused" "$LOG" || fail "no log line"
+umount_fs
+mount_fs
+commit_durably app.json 1
+grep -q '"round": 0' "$MNT/app.json" || fail "commit after remount"
+"$VERCONF" --store "$STORE" fsck >/dev/null || fail "store not intact after the failed sync"
+ok "EIO from the log's sync fails the change and refuses the next ones until a remount"
 umount_fs
