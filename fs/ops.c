@@ -993,10 +993,50 @@ static int redirect_writer(fuse_req_t req, struct node *n, int flags)
 	return -ESTALE;
 }
 
+/*
+ * A version's bytes never change, so the first open of its inode can put
+ * them straight into the kernel's page cache (notify_store) before the
+ * open is answered: the reads that follow need no round trip.  Only the
+ * first open of each inode: after that the kernel keeps the pages
+ * (keep_cache) unless memory pressure evicts them, and then it reads them
+ * back as usual.  Large files are left to be read as needed.
+ */
+#define FILL_MAX (256u << 10)
+
+static int read_version(struct handle *h, const char **data, size_t *len);
+
+/* Under fs.lock: whether to fill n's cache from fi's handle (loaded now). */
+static bool should_fill_cache(struct node *n, struct fuse_file_info *fi)
+{
+	if (n->kind != N_FILE || n->cache_filled)
+		return false;
+	struct handle *h = handle_of(fi);
+	const char *data;
+	size_t len;
+	if (h->kind != H_READ || !h->version || n->attr.st_size > FILL_MAX ||
+	    read_version(h, &data, &len) != 0 || !len)
+		return false;
+	n->cache_filled = true;
+	return true;
+}
+
+/* With fs.lock released: the kernel may wait for a page that a reader
+ * locked while its READ, which needs fs.lock, is being answered. */
+static void fill_cache(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(h->len);
+	bv.buf[0].mem = h->content;
+	/* A failure costs nothing but the round trips it meant to save: the
+	 * kernel reads what it lacks. */
+	fuse_lowlevel_notify_store(fs.se, ino, 0, &bv, 0);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	lock();
 	struct node *n = node_by_ino(ino);
+	bool fill = false;
 	int rc;
 	if (!n)
 		rc = -ENOENT;
@@ -1013,7 +1053,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = redirect_writer(req, n, fi->flags);
 	else
 		rc = open_for_write(req, n, fi);
+	if (!rc)
+		fill = should_fill_cache(n, fi);
 	unlock();
+	if (fill)
+		fill_cache(ino, fi);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else

@@ -86,6 +86,7 @@ struct node {
 	vc_id version;    /* N_FILE, N_VFILE: the version shown */
 	uint64_t nlookup;
 	bool keyed;       /* reachable by key (see node_rekey) */
+	bool cache_filled; /* N_FILE: its bytes were given to the kernel (fill_cache) */
 	struct stat attr; /* snapshot served by getattr */
 };
 

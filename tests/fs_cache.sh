@@ -55,4 +55,23 @@ expect_eq "$(cat "$MNT/app.json")" '{"cached": 2}' "content after 10 switches"
 expect_eq "$(( $(count LOOKUP) - l0 ))" 1 "LOOKUPs for 10 switches (one: app.json, read once after)"
 expect_eq "$(( $(count FLUSH) - f0 ))" 0 "FLUSHes for 10 closes of .control"
 ok ".control switches take no lookup or flush of .control"
+
+# The first open of a version gives the kernel its bytes: reading it after
+# a switch or a commit sends no READ.  A file over 256 KiB is read as usual.
+sleep 0.2
+r0=$(count READ)
+for i in $(seq 5); do
+	printf '%s\n' "$([ $((i % 2)) = 0 ] && echo "$second" || echo "$first")" > "$MNT/.control"
+	cat "$MNT/app.json" >/dev/null
+	printf '{"round": %d}\n' "$i" > "$MNT/app.json"
+	expect_eq "$(cat "$MNT/app.json")" "{\"round\": $i}" "content after commit $i"
+done
+sleep 0.2
+expect_eq "$(( $(count READ) - r0 ))" 0 "READs for 10 first reads of new versions"
+head -c 300000 /dev/zero > "$MNT/big.bin"
+r0=$(count READ)
+cmp -s "$MNT/big.bin" <(head -c 300000 /dev/zero) || fail "big.bin content"
+sleep 0.2
+[ $(( $(count READ) - r0 )) -ge 1 ] || fail "a 300000-byte file was read without READ (counting works)"
+ok "new versions arrive with their bytes in the page cache"
 umount_fs
