@@ -279,8 +279,8 @@ int store_check(void)
 {
 	static bool logged;
 	struct stat st;
-	/* The disk lost writes of the store's log (see vc_sync): nothing
-	 * more is accepted that could not be kept. */
+	/* A sync of the store's log failed (see vc_sync): the disk may have
+	 * lost writes, so nothing more is accepted that could not be kept. */
 	if (fs.sync_failed)
 		return -EIO;
 	if (stat(fs.store_path, &st) == 0 && st.st_dev == store_dev && st.st_ino == store_ino)

@@ -110,7 +110,8 @@ void fs_lock(void)
  * durable only now, with fs.lock released: other requests go on while
  * this one waits for the disk, and requests waiting together share one
  * sync.  A failed sync is this request's error: what it changed may not
- * survive a crash.  After an EIO the store refuses changes (store_check).
+ * survive a crash.  After that the store refuses changes (store_check):
+ * a failed sync is final (see vc_sync).
  */
 int fs_unlock(void)
 {
@@ -120,13 +121,12 @@ int fs_unlock(void)
 		return 0;
 	int rc = vc_sync(fs.store, mark);
 	if (rc) {
-		log_msg(LOG_ERR, "sync of the store failed: %s%s", strerror(-rc),
-			rc == -EIO ? "; changes refused from now on (remount)" : "");
+		log_msg(LOG_ERR, "sync of the store failed: %s; changes refused from now on"
+			" (remount)", strerror(-rc));
 		pthread_mutex_lock(&fs.lock);
-		snprintf(fs.last_error, sizeof(fs.last_error), "sync of the store failed: %s%s",
-			 strerror(-rc), rc == -EIO ? "; changes refused (EIO); remount" : "");
-		if (rc == -EIO)
-			fs.sync_failed = true;
+		snprintf(fs.last_error, sizeof(fs.last_error),
+			 "sync of the store failed: %s; changes refused (EIO); remount", strerror(-rc));
+		fs.sync_failed = true;
 		pthread_mutex_unlock(&fs.lock);
 	}
 	return rc;

@@ -750,7 +750,11 @@ static int gate_move(const char *from, const char *to, enum vc_op op, const vc_a
 			    .mode = src.head.mode, .uid = src.head.uid, .gid = src.head.gid,
 			    .source = src.head.id, .status = VC_REJECTED, .reason = reason,
 			    .actor = a };
-	rc = store_result(vc_commit(fs.store, &c, &id, NULL), "reject", to);
+	/* Keeping the rejected bytes is a change too: not on a store that
+	 * refuses changes. */
+	rc = store_check();
+	if (!rc)
+		rc = store_result(vc_commit(fs.store, &c, &id, NULL), "reject", to);
 	free(buf);
 	if (rc)
 		return rc;

@@ -54,7 +54,7 @@ struct fs {
 	char *mountpoint;   /* absolute */
 	enum validate_mode validate;
 	bool sync_normal;
-	bool sync_failed;   /* a sync of the store said EIO: changes refused */
+	bool sync_failed;   /* a sync of the store failed: changes refused */
 	bool showmeta;
 	bool noimport;
 	bool foreground;

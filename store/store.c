@@ -262,13 +262,13 @@ struct vc_store {
 	int lockfd;
 	/* Deferred durability (vc_sync): changes counts committed write
 	 * transactions (atomic: vc_change_mark may read it on any thread);
-	 * synced is the count known durable, walfd an fd of the -wal file
-	 * and walino its inode (SQLite may replace the file), all three under
-	 * sync_lock. */
+	 * synced is the count known durable and sync_error the first failure
+	 * (final), under sync_lock; walfd is an fd of the -wal file, walino
+	 * its inode, both fixed at open. */
 	uint64_t changes;
 	pthread_mutex_t sync_lock;
 	uint64_t synced;
-	int sync_error; /* sticky: see vc_sync */
+	int sync_error;
 	int walfd;
 	ino_t walino;
 	/* The current transaction's clock (tx_begin): every row written by
@@ -1501,6 +1501,46 @@ static int open_db(vc_store *s, const vc_actor *creator)
 	return ro ? 0 : enable_wal(s);
 }
 
+/*
+ * The store's -wal file, opened once, with the handle.  While a connection
+ * is open SQLite neither deletes nor replaces its log, so a log found
+ * missing or replaced later was removed by someone else, with the changes
+ * it held: they are not durable and cannot become so.  A log new to us may
+ * be new on disk: its directory entry is synced too, as SQLite does at the
+ * first sync of a log it created.  Caller holds sync_lock (or is vc_open).
+ */
+static int wal_path(const vc_store *s, char *wal, size_t len)
+{
+	return snprintf(wal, len, "%s-wal", s->file) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+static int wal_open(vc_store *s)
+{
+	char wal[PATH_MAX];
+	struct stat st;
+	int rc = wal_path(s, wal, sizeof wal);
+
+	if (rc)
+		return seterr(s, rc, "%s: path too long", s->file);
+	s->walfd = open(wal, O_RDONLY | O_CLOEXEC);
+	if (s->walfd < 0 || fstat(s->walfd, &st) < 0)
+		return seterr(s, -errno, "%s: cannot open the store's log: %s", wal,
+			      strerror(errno));
+	s->walino = st.st_ino;
+	sync_dir(s->file);
+	return 0;
+}
+
+static int wal_check(const vc_store *s)
+{
+	char wal[PATH_MAX];
+	struct stat st;
+
+	if (wal_path(s, wal, sizeof wal) || stat(wal, &st) < 0 || st.st_ino != s->walino)
+		return -EIO;
+	return 0;
+}
+
 int vc_open(const char *file, int flags, const vc_actor *creator, vc_store **out,
 	    char *err, size_t errlen)
 {
@@ -1530,6 +1570,8 @@ int vc_open(const char *file, int flags, const vc_actor *creator, vc_store **out
 		rc = take_writer_lock(s);
 	if (rc >= 0)
 		rc = open_db(s, creator);
+	if (rc >= 0 && (flags & VC_OPEN_SYNC_DEFERRED))
+		rc = wal_open(s);
 	/* A store created just now is durable before anyone uses it. */
 	if (rc >= 0 && (rc = vc_sync(s, vc_change_mark(s))) < 0)
 		seterr(s, rc, "%s: sync: %s", file, strerror(-rc));
@@ -1582,39 +1624,19 @@ uint64_t vc_change_mark(vc_store *s)
 }
 
 /*
- * The -wal file of the store, opened once and again whenever SQLite has
- * replaced it (its inode changed).  A log file new to us may be new on
- * disk: its directory entry is synced too, as SQLite does at the first
- * sync of a log it created.  Caller holds sync_lock.
- */
-static int wal_fd(vc_store *s)
-{
-	char wal[PATH_MAX];
-	struct stat st;
-
-	if (snprintf(wal, sizeof wal, "%s-wal", s->file) >= (int)sizeof wal)
-		return -ENAMETOOLONG;
-	if (stat(wal, &st) < 0)
-		return -errno;
-	if (s->walfd >= 0 && st.st_ino == s->walino)
-		return s->walfd;
-	if (s->walfd >= 0)
-		close(s->walfd);
-	s->walfd = open(wal, O_RDONLY | O_CLOEXEC);
-	if (s->walfd < 0)
-		return -errno;
-	s->walino = st.st_ino;
-	sync_dir(s->file);
-	return s->walfd;
-}
-
-/*
  * Make every change up to mark durable.  Only the log needs syncing: a
  * committed transaction lives there until a checkpoint, which syncs the
  * log first and the database after.  The count is read before the
  * fdatasync, so a change committed while it runs waits for the next one.
  * Touches neither the connection nor s->err: another thread may be using
- * them.  With no -wal file, nothing uncheckpointed remains.
+ * them.
+ *
+ * Every failure is final for the handle.  After a write-back error Linux
+ * may drop the pages it could not write (ENOSPC as well as EIO) and report
+ * success at the next fdatasync; WAL frames are checksum-chained, so a
+ * lost change would also take every later one with it at recovery.  So
+ * the log's durability is unknown for good: every later call fails too,
+ * until the store is opened again.
  */
 int vc_sync(vc_store *s, uint64_t mark)
 {
@@ -1627,26 +1649,13 @@ int vc_sync(vc_store *s, uint64_t mark)
 		rc = s->sync_error;
 	} else if (s->synced < mark) {
 		uint64_t upto = vc_change_mark(s);
-		int fd = wal_fd(s);
 
-		if (fd == -ENOENT)
-			s->synced = upto;
-		else if (fd < 0)
-			rc = fd;
-		else if (fdatasync(fd) < 0)
+		if ((rc = wal_check(s)) == 0 && fdatasync(s->walfd) < 0)
 			rc = -errno;
+		if (rc)
+			s->sync_error = rc;
 		else
 			s->synced = upto;
-		/*
-		 * After a write-back error Linux may drop the pages it could
-		 * not write and report success at the next fdatasync, so an
-		 * EIO leaves the log's durability unknown for good: every
-		 * later call fails too, until the store is opened again.
-		 * Other errors (ENOSPC, EINTR) say nothing was lost yet and
-		 * are retried by the next call.
-		 */
-		if (rc == -EIO)
-			s->sync_error = rc;
 	}
 	pthread_mutex_unlock(&s->sync_lock);
 	return rc;

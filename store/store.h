@@ -147,9 +147,10 @@ void vc_close(vc_store *s);
  * run on one thread while another thread uses s for anything else (the two
  * are the only functions that may).  Without the flag every change is
  * durable when its call returns (or, with VC_OPEN_SYNC_NORMAL alone, at
- * SQLite's next checkpoint) and vc_sync() returns 0 at once.  An -EIO
- * from vc_sync() is final for the handle: the disk lost writes, and every
- * later call returns -EIO too (see store.c).
+ * SQLite's next checkpoint) and vc_sync() returns 0 at once.  A failure
+ * of vc_sync() is final for the handle: the disk may have lost writes (or
+ * someone removed the -wal file, -EIO), and every later call returns the
+ * same error (see store.c).
  */
 uint64_t vc_change_mark(vc_store *s);
 int vc_sync(vc_store *s, uint64_t mark);

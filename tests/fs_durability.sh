@@ -105,6 +105,7 @@ FLAG=$T/fail-sync
 LD_PRELOAD=$FAIL_SYNC_SO VERCONF_FAIL_SYNC=$FLAG \
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 mount_fs
 commit_durably app.json 1
+printf '{broken\n' >"$MNT/bad.txt"
 touch "$FLAG"
 r=$(python3 - "$MNT/app.json" <<'EOF'
 import errno, os, sys
@@ -127,6 +128,9 @@ fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
 os.write(fd, b"{\"after\": 1}\n")
 os.close(fd)' "$MNT/app.json"
 expect_fail "Input/output error" mkdir "$MNT/after"
+# Not even the rejected bytes of a bad rename are kept now.
+expect_fail "Input/output error" mv "$MNT/bad.txt" "$MNT/bad.json"
+[ ! -e "$MNT/.versions/bad.json" ] || fail "a rejected version was stored after changes were refused"
 grep -q '"lost": true' "$MNT/app.json" || fail "after the failed sync the content changed or cannot be read"
 grep -q "sync of the store failed: Input/output error" "$MNT/.control" ||
 	fail ".control does not say why changes are refused: $(cat "$MNT/.control")"
@@ -137,4 +141,19 @@ commit_durably app.json 1
 grep -q '"round": 0' "$MNT/app.json" || fail "commit after remount"
 "$VERCONF" --store "$STORE" fsck >/dev/null || fail "store not intact after the failed sync"
 ok "EIO from the log's sync fails the change and refuses the next ones until a remount"
+umount_fs
+
+# ---- the store's -wal file removed under the daemon: what it held is gone,
+# so the next change fails with EIO and changes are refused from then on.
+mount_fs
+commit_durably app.json 1
+rm "$STORE-wal"
+expect_fail "Input/output error" python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"{\"gone\": 1}\n")
+os.fsync(fd)' "$MNT/app.json"
+expect_fail "Input/output error" mkdir "$MNT/later"
+grep -q "sync of the store failed" "$MNT/.control" || fail ".control does not say why"
+ok "a removed -wal file fails the next change with EIO, not silently"
 umount_fs
