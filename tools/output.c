@@ -410,8 +410,35 @@ cJSON *json_version(const vc_version *v, int live)
 	return o;
 }
 
+/*
+ * Whatever reached the document unchecked (values and keys of a config
+ * parsed for diff --keys, user and group names from NSS): a stray byte
+ * becomes U+FFFD, so the output is always UTF-8.  Names that must keep
+ * their bytes went through json_set_text already.
+ */
+static void json_make_utf8(cJSON *item)
+{
+	for (; item; item = item->next) {
+		if (item->string && !utf8_text(item->string, strlen(item->string))) {
+			char *fixed = utf8_replaced(item->string);
+			if (!(item->type & cJSON_StringIsConst))
+				cJSON_free(item->string);
+			item->string = fixed;
+			item->type &= ~cJSON_StringIsConst;
+		}
+		if (cJSON_IsString(item) && item->valuestring &&
+		    !utf8_text(item->valuestring, strlen(item->valuestring))) {
+			char *fixed = utf8_replaced(item->valuestring);
+			cJSON_free(item->valuestring);
+			item->valuestring = fixed;
+		}
+		json_make_utf8(item->child);
+	}
+}
+
 int json_print(cJSON *doc)
 {
+	json_make_utf8(doc);
 	char *text = cJSON_Print(doc);
 	cJSON_Delete(doc);
 	if (!text)
