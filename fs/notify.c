@@ -75,7 +75,7 @@ static void invals_send(struct invals *iv)
 
 static void reply_send(const struct reply *r)
 {
-	if (r->err) {
+	if (r->err && r->kind != REPLY_NONE) {
 		fuse_reply_err(r->req, -r->err);
 		return;
 	}
@@ -91,6 +91,8 @@ static void reply_send(const struct reply *r)
 		break;
 	case REPLY_ENTRY:
 		fuse_reply_entry(r->req, &r->entry);
+		break;
+	case REPLY_NONE:
 		break;
 	}
 }
@@ -132,6 +134,8 @@ int fs_unlock(void)
 	return rc;
 }
 
+static void queue_job(struct invals *iv, const struct reply *r);
+
 void unlock_reply(struct invals *iv, const struct reply *r)
 {
 	struct reply failed;
@@ -141,6 +145,25 @@ void unlock_reply(struct invals *iv, const struct reply *r)
 		failed.err = rc;
 		r = &failed;
 	}
+	queue_job(iv, r);
+}
+
+void unlock_reply_first(struct invals *iv, const struct reply *r)
+{
+	int rc = fs_unlock();
+	struct reply none = { .kind = REPLY_NONE };
+	if (rc && !r->err) {
+		struct reply failed = *r;
+		failed.err = rc;
+		reply_send(&failed);
+	} else {
+		reply_send(r);
+	}
+	queue_job(iv, &none);
+}
+
+static void queue_job(struct invals *iv, const struct reply *r)
+{
 	if (!iv->n) {
 		invals_free(iv);
 		reply_send(r);

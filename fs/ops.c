@@ -1537,13 +1537,50 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
+struct pending_list {
+	struct draft **d;
+	size_t n;
+};
+
+static void list_pending(struct draft *d, void *ctx)
+{
+	struct pending_list *l = ctx;
+	struct draft **grown = realloc(l->d, (l->n + 1) * sizeof(*grown));
+	if (!grown)
+		return;
+	l->d = grown;
+	l->d[l->n++] = d;
+}
+
+/*
+ * Every change is durable when its request returns, but a file created
+ * and not committed yet has no version: its first commit waits for its
+ * last release, which the kernel sends after close(2) has returned.
+ * fsync(2) of the directory is how a program makes a new name durable
+ * (create, close, fsync the directory: lock files, touch), so it commits
+ * the directory's uncommitted new files now, with the bytes they hold.
+ * A rejected one (JSON) stays in history and does not fail the fsync.
+ */
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	(void)ino;
 	(void)datasync;
 	(void)fi;
-	/* Every change is durable when its request returns. */
-	fuse_reply_err(req, 0);
+	struct invals iv = { 0 };
+	struct pending_list l = { 0 };
+	int rc = 0;
+	lock();
+	struct node *n = node_by_ino(ino);
+	if (n && n->kind == N_DIR && n->path)
+		drafts_pending_in(n->path, list_pending, &l);
+	for (size_t i = 0; i < l.n && (!rc || rc == -EINVAL); i++) {
+		struct handle tmp = { .kind = H_WRITE, .draft = l.d[i] };
+		rc = commit_handle(req, &tmp, &iv);
+	}
+	free(l.d);
+	/* The kernel holds the directory's lock until this reply: the
+	 * entries of the committed names are dropped after it. */
+	struct reply r = { .req = req, .kind = REPLY_ERR, .err = rc == -EINVAL ? 0 : rc };
+	unlock_reply_first(&iv, &r);
 }
 
 /* ---- the filesystem ------------------------------------------------------ */

@@ -182,7 +182,7 @@ struct invals {
 void inval_path(struct invals *iv, const char *path);
 void invals_free(struct invals *iv);
 
-enum reply_kind { REPLY_ERR, REPLY_WRITE, REPLY_ATTR, REPLY_ENTRY };
+enum reply_kind { REPLY_ERR, REPLY_WRITE, REPLY_ATTR, REPLY_ENTRY, REPLY_NONE };
 struct reply {
 	fuse_req_t req;
 	enum reply_kind kind;
@@ -199,6 +199,9 @@ int fs_unlock(void);
 /* fs_unlock, then send iv's notifications and the reply, in that order,
  * from the notifier thread (see notify.c); a failed sync fails the reply. */
 void unlock_reply(struct invals *iv, const struct reply *r);
+/* The same with the reply sent first: for a request during which the
+ * kernel holds the lock of the directory whose entries iv drops. */
+void unlock_reply_first(struct invals *iv, const struct reply *r);
 int notify_start(void);
 
 /* ---- helpers shared by ops.c and meta.c ----------------------------- */

@@ -79,6 +79,27 @@ for step in "mkdir $MNT/d/e" "mv $MNT/d/e $MNT/d/f" "rmdir $MNT/d/f" "chmod 600 
 done
 ok "directory changes, chmod and symlinks are durable at return"
 
+# A new file's first version waits for its last release, which the kernel
+# sends after close(2) returns; fsync(2) of its directory commits it (the
+# usual way to make a created name durable).  A dup keeps it open here, so
+# only the fsync can have committed it.
+python3 - "$MNT/d" "$VERCONF" "$STORE" <<'EOF' || fail "fsync of a directory did not commit its new file"
+import json, os, subprocess, sys
+d, verconf, store = sys.argv[1:]
+fd = os.open(os.path.join(d, 'lock'), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+keep = os.dup(fd)
+os.close(fd)
+dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+os.fsync(dfd)
+os.close(dfd)
+log = lambda: json.loads(subprocess.run([verconf, '--store', store, 'log', 'd/lock', '--json'],
+                                        capture_output=True, check=True).stdout)['versions']
+assert len(log()) == 1, log()
+os.close(keep)
+assert len(log()) == 1, log()
+EOF
+ok "fsync of a directory commits (and syncs) its new, still open files"
+
 first=$(ls "$MNT/.versions/app.json" | head -1)
 before=$(wal_syncs)
 printf 'activate %s\n' "$first" >"$MNT/.control" || fail "activate failed"
