@@ -151,7 +151,6 @@ void unlock_reply(struct invals *iv, const struct reply *r)
 void unlock_reply_first(struct invals *iv, const struct reply *r)
 {
 	int rc = fs_unlock();
-	struct reply none = { .kind = REPLY_NONE };
 	if (rc && !r->err) {
 		struct reply failed = *r;
 		failed.err = rc;
@@ -159,6 +158,12 @@ void unlock_reply_first(struct invals *iv, const struct reply *r)
 	} else {
 		reply_send(r);
 	}
+	invalidate_later(iv);
+}
+
+void invalidate_later(struct invals *iv)
+{
+	struct reply none = { .kind = REPLY_NONE };
 	queue_job(iv, &none);
 }
 

@@ -198,18 +198,36 @@ static void lock(void)
 	fs_lock();
 }
 
-/* Release fs.lock; a request whose store changes did not reach the disk
- * fails with the sync's error. */
-static int unlock_result(int rc)
-{
-	int synced = fs_unlock();
-	return rc ? rc : synced;
-}
-
 /* For requests that change nothing in the store. */
 static void unlock(void)
 {
 	fs_unlock();
+}
+
+/*
+ * Release fs.lock after a change of names (p1, p2).  If the store made the
+ * change but could not sync it, the request fails, and the kernel, told
+ * so, keeps its old view of those names: they are dropped from its cache
+ * once the reply is sent (the kernel holds their directories' locks until
+ * then: the caller passes iv to invalidate_later after replying), and the
+ * lookup the reply's entry e would have handed over is taken back.
+ */
+static int unlock_names(int rc, const char *p1, const char *p2,
+			const struct fuse_entry_param *e, struct invals *iv)
+{
+	int synced = fs_unlock();
+	if (rc || !synced)
+		return rc;
+	lock();
+	struct node *n = e && e->ino ? node_by_ino(e->ino) : NULL;
+	if (n)
+		node_forget(n, 1);
+	if (p1)
+		inval_path(iv, p1);
+	if (p2)
+		inval_path(iv, p2);
+	unlock();
+	return synced;
 }
 
 static int child_path(fuse_ino_t parent, const char *name, char **out)
@@ -576,11 +594,13 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	char *path = NULL;
 	lock();
 	int rc = child_path(parent, name, &path);
+	struct invals iv = { 0 };
 	if (!rc)
 		rc = make_name(req, path, VC_DIR, mode, NULL, &e);
-	rc = unlock_result(rc);
+	rc = unlock_names(rc, path, NULL, &e, &iv);
 	free(path);
 	reply_entry_or_err(req, rc, &e);
+	invalidate_later(&iv);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -589,11 +609,13 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	char *path = NULL;
 	lock();
 	int rc = child_path(parent, name, &path);
+	struct invals iv = { 0 };
 	if (!rc)
 		rc = make_name(req, path, VC_SYMLINK, 0777, link, &e);
-	rc = unlock_result(rc);
+	rc = unlock_names(rc, path, NULL, &e, &iv);
 	free(path);
 	reply_entry_or_err(req, rc, &e);
+	invalidate_later(&iv);
 }
 
 static void detach_exact(struct node *n, void *ctx)
@@ -656,11 +678,13 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	char *path = NULL;
 	lock();
 	int rc = child_path(parent, name, &path);
+	struct invals iv = { 0 };
 	if (!rc)
 		rc = remove_name(req, path, dir);
-	rc = unlock_result(rc);
+	rc = unlock_names(rc, path, NULL, NULL, &iv);
 	free(path);
 	fuse_reply_err(req, -rc);
+	invalidate_later(&iv);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -826,12 +850,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		rc = child_path(parent, name, &from);
 	if (!rc)
 		rc = child_path(newparent, newname, &to);
+	struct invals iv = { 0 };
 	if (!rc)
 		rc = do_rename(req, from, to, flags);
-	rc = unlock_result(rc);
+	rc = unlock_names(rc, from, to, NULL, &iv);
 	free(from);
 	free(to);
 	fuse_reply_err(req, -rc);
+	invalidate_later(&iv);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -858,9 +884,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (!rc)
 		log_msg(LOG_INFO, "link %s -> %s (copy-on-write clone) by uid %u pid %d %s", n->path,
 			to, a.uid, a.pid, a.comm);
-	rc = unlock_result(rc);
+	struct invals iv = { 0 };
+	rc = unlock_names(rc, to, NULL, &e, &iv);
 	free(to);
 	reply_entry_or_err(req, rc, &e);
+	invalidate_later(&iv);
 }
 
 /* ---- files ------------------------------------------------------------ */

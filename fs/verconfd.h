@@ -202,6 +202,9 @@ void unlock_reply(struct invals *iv, const struct reply *r);
 /* The same with the reply sent first: for a request during which the
  * kernel holds the lock of the directory whose entries iv drops. */
 void unlock_reply_first(struct invals *iv, const struct reply *r);
+/* Send iv's notifications from the notifier thread, with no reply
+ * waiting for them (fs.lock not held). */
+void invalidate_later(struct invals *iv);
 int notify_start(void);
 
 /* ---- helpers shared by ops.c and meta.c ----------------------------- */

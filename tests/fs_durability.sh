@@ -164,6 +164,30 @@ grep -q '"round": 0' "$MNT/app.json" || fail "commit after remount"
 ok "EIO from the log's sync fails the change and refuses the next ones until a remount"
 umount_fs
 
+# A rename or mkdir the store made but could not sync fails, and the kernel
+# then forgets what it cached of those names: it shows what the store has.
+for op in rename mkdir; do
+	LD_PRELOAD=$FAIL_SYNC_SO VERCONF_FAIL_SYNC=$FLAG \
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 mount_fs
+	echo one >"$MNT/$op-a"
+	cat "$MNT/$op-a" >/dev/null; stat "$MNT/$op-b" 2>/dev/null || true
+	touch "$FLAG"
+	case $op in
+	rename) expect_fail "Input/output error" mv "$MNT/$op-a" "$MNT/$op-b" ;;
+	mkdir) expect_fail "Input/output error" mkdir "$MNT/$op-b" ;;
+	esac
+	rm "$FLAG"
+	sleep 0.2
+	[ -e "$MNT/$op-b" ] || fail "$op: the store has $op-b, the kernel says it does not exist"
+	if [ "$op" = rename ] && [ -e "$MNT/$op-a" ]; then
+		fail "rename: the store moved $op-a, the kernel still shows it"
+	fi
+	expect_eq "$(cd "$MNT" && ls -d "$op"-* | tr '\n' ' ')" \
+		"$([ "$op" = rename ] && echo "$op-b " || echo "$op-a $op-b ")" "$op: listing"
+	umount_fs
+done
+ok "a change that could not be synced leaves no stale names in the kernel's cache"
+
 # ---- the store's -wal file removed under the daemon: what it held is gone,
 # so the next change fails with EIO and changes are refused from then on.
 mount_fs
