@@ -28,17 +28,37 @@ static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
 static struct job *head, *tail;
 
-static void inval_add(struct invals *iv, fuse_ino_t parent, const char *name)
+static struct inval *inval_slot(struct invals *iv)
 {
 	if (iv->n == iv->cap) {
 		size_t cap = iv->cap ? iv->cap * 2 : 8;
 		struct inval *it = realloc(iv->item, cap * sizeof(*it));
 		if (!it)
-			return;
+			return NULL;
 		iv->item = it;
 		iv->cap = cap;
 	}
-	iv->item[iv->n++] = (struct inval){ parent, strdup(name) };
+	return &iv->item[iv->n];
+}
+
+static void inval_add(struct invals *iv, fuse_ino_t parent, const char *name)
+{
+	struct inval *it = inval_slot(iv);
+	char *copy = it ? strdup(name) : NULL;
+	if (copy) {
+		*it = (struct inval){ parent, copy };
+		iv->n++;
+	}
+}
+
+/* Attributes only: needs no lock the kernel holds during a request. */
+static void inval_attrs(struct invals *iv, fuse_ino_t ino)
+{
+	struct inval *it = inval_slot(iv);
+	if (it) {
+		*it = (struct inval){ ino, NULL };
+		iv->n++;
+	}
 }
 
 void inval_path(struct invals *iv, const char *path)
@@ -69,6 +89,8 @@ static void invals_send(struct invals *iv)
 		if (it->name)
 			fuse_lowlevel_notify_inval_entry(fs.se, it->parent, it->name,
 							 strlen(it->name));
+		else
+			fuse_lowlevel_notify_inval_inode(fs.se, it->parent, -1, 0);
 	}
 	invals_free(iv);
 }
@@ -144,6 +166,10 @@ void unlock_reply(struct invals *iv, const struct reply *r)
 		failed = *r;
 		failed.err = rc;
 		r = &failed;
+		/* The store changed these attributes, the reply says it did
+		 * not: the kernel must ask again rather than keep its own. */
+		if (r->kind == REPLY_ATTR && r->ino)
+			inval_attrs(iv, r->ino);
 	}
 	queue_job(iv, r);
 }

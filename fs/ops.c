@@ -540,7 +540,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct node *n = node_by_ino(ino);
 	int rc = n ? do_setattr(req, n, attr, to_set, fi, &iv) : -ENOENT;
 	struct reply r = { .req = req, .kind = REPLY_ATTR, .err = rc, .attr = *attr,
-			   .timeout = n ? attr_timeout_of(n) : 0 };
+			   .timeout = n ? attr_timeout_of(n) : 0, .ino = ino };
 	unlock_reply(&iv, &r);
 }
 

@@ -173,7 +173,7 @@ void actor_self(vc_actor *a);
 /* Directory entries to invalidate once fs.lock is released. */
 struct inval {
 	fuse_ino_t parent;
-	char *name;
+	char *name;       /* NULL: drop the attributes of inode parent */
 };
 struct invals {
 	size_t n, cap;
@@ -189,6 +189,7 @@ struct reply {
 	int err;        /* negative errno: reply with that error */
 	size_t written; /* REPLY_WRITE */
 	struct stat attr; /* REPLY_ATTR */
+	fuse_ino_t ino;   /* REPLY_ATTR: the inode whose attributes it carries */
 	double timeout;
 	struct fuse_entry_param entry; /* REPLY_ENTRY */
 };

@@ -169,9 +169,10 @@ grep -q '"round": 0' "$MNT/app.json" || fail "commit after remount"
 ok "EIO from the log's sync fails the change and refuses the next ones until a remount"
 umount_fs
 
-# A rename or mkdir the store made but could not sync fails, and the kernel
-# then forgets what it cached of those names: it shows what the store has.
-for op in rename mkdir; do
+# A rename, mkdir or chmod the store made but could not sync fails, and the
+# kernel then forgets what it cached of those names and attributes: it shows
+# what the store has.
+for op in rename mkdir chmod; do
 	LD_PRELOAD=$FAIL_SYNC_SO VERCONF_FAIL_SYNC=$FLAG \
 		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 mount_fs
 	echo one >"$MNT/$op-a"
@@ -183,13 +184,23 @@ for op in rename mkdir; do
 import errno, os, sys
 op, a, b = sys.argv[1:]
 try:
-    os.rename(a, b) if op == "rename" else os.mkdir(b)
+    if op == "rename":
+        os.rename(a, b)
+    elif op == "mkdir":
+        os.mkdir(b)
+    else:
+        os.stat(a); os.chmod(a, 0o600)
     print("ok")
 except OSError as e:
     print(errno.errorcode[e.errno])' "$op" "$MNT/$op-a" "$MNT/$op-b")
 	expect_eq "$r" EIO "$op whose sync fails"
 	rm "$FLAG"
 	sleep 0.2
+	if [ "$op" = chmod ]; then
+		expect_eq "$(stat -c %a "$MNT/$op-a")" 600 "chmod: the mode the store has"
+		umount_fs
+		continue
+	fi
 	[ -e "$MNT/$op-b" ] || fail "$op: the store has $op-b, the kernel says it does not exist"
 	if [ "$op" = rename ] && [ -e "$MNT/$op-a" ]; then
 		fail "rename: the store moved $op-a, the kernel still shows it"
