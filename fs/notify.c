@@ -15,17 +15,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "verconfd.h"
+
+/*
+ * A job: invalidations, then the reply that waits for them.  The notifier
+ * sends both; the request's thread waits for it, but only so long
+ * (REPLY_WAIT_MS): the kernel may hold a lock of the very file the reply
+ * is for (fsync, truncate, a write to .control hold its inode lock) while
+ * another process holds the directory lock an invalidation needs and waits
+ * for that inode (rename, unlink, link of the name).  Then the request's
+ * thread sends the reply itself (taken), the other process goes on, and
+ * the invalidation follows.  Under queue_lock: done, taken.
+ */
+#define REPLY_WAIT_MS 100
 
 struct job {
 	struct invals iv;
 	struct reply reply;
+	bool done;   /* the notifier sent the reply */
+	bool taken;  /* the request's thread sent it: the notifier frees the job */
 	struct job *next;
 };
 
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t done_cond; /* CLOCK_MONOTONIC; notify_start sets it up */
 static struct job *head, *tail;
 
 static struct inval *inval_slot(struct invals *iv)
@@ -218,7 +234,30 @@ static void queue_job(struct invals *iv, const struct reply *r)
 		head = j;
 	tail = j;
 	pthread_cond_signal(&queue_cond);
+	if (r->kind == REPLY_NONE) {
+		pthread_mutex_unlock(&queue_lock);
+		return;
+	}
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_nsec += REPLY_WAIT_MS * 1000000L;
+	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+	deadline.tv_nsec %= 1000000000L;
+	while (!j->done && pthread_cond_timedwait(&done_cond, &queue_lock, &deadline) == 0)
+		;
+	bool done = j->done;
+	struct reply late = j->reply;
+	if (!done) {
+		j->taken = true;
+		/* The notifier now frees it; the reply goes out here. */
+		log_msg(LOG_WARNING, "invalidation waited over %d ms for a directory lock: replying"
+			" first", REPLY_WAIT_MS);
+	}
 	pthread_mutex_unlock(&queue_lock);
+	if (done)
+		free(j);
+	else
+		reply_send(&late);
 }
 
 static void *notifier(void *arg)
@@ -234,8 +273,18 @@ static void *notifier(void *arg)
 			tail = NULL;
 		pthread_mutex_unlock(&queue_lock);
 		invals_send(&j->iv);
+		pthread_mutex_lock(&queue_lock);
+		if (j->reply.kind == REPLY_NONE || j->taken) {
+			pthread_mutex_unlock(&queue_lock);
+			free(j);
+			continue;
+		}
+		/* Sent under the lock, so the waiting thread cannot take it
+		 * meanwhile; that thread frees the job. */
 		reply_send(&j->reply);
-		free(j);
+		j->done = true;
+		pthread_cond_broadcast(&done_cond);
+		pthread_mutex_unlock(&queue_lock);
 	}
 	return NULL;
 }
@@ -243,6 +292,11 @@ static void *notifier(void *arg)
 int notify_start(void)
 {
 	pthread_t t;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&done_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	int rc = pthread_create(&t, NULL, notifier, NULL);
 	if (rc)
 		return -rc;

@@ -37,6 +37,9 @@ struct handle {
 	 * close must not commit an empty version.  Whatever is still dirty
 	 * is committed when the last handle is released. */
 	bool wrote;
+	/* H_WRITE: closed (flushed) by its opener since its last write: the
+	 * bytes are what its writer meant (op_fsyncdir). */
+	bool flushed;
 };
 
 static struct handle *handle_of(struct fuse_file_info *fi)
@@ -1191,13 +1194,14 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		if (rc)
 			node_forget(node_by_ino(e.ino), 1);
 	}
-	free(path);
 	/* The kernel holds the directory's lock until this reply and makes
-	 * the entry from it: an invalidation of the new name would wait for
-	 * that lock for ever. */
+	 * the entry from it: the new name needs no invalidation, except when
+	 * the commit could not be synced (unlock_names: after the reply). */
 	invals_free(&iv);
-	struct reply r = { .req = req, .kind = REPLY_ENTRY, .err = rc, .entry = e };
-	unlock_reply(&iv, &r);
+	rc = unlock_names(rc, path, NULL, &e, &iv);
+	free(path);
+	reply_entry_or_err(req, rc, &e);
+	invalidate_later(&iv);
 }
 
 static int read_version(struct handle *h, const char **data, size_t *len)
@@ -1263,6 +1267,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		rc = draft_write(h->draft, buf, size, off, h->append, &written);
 		if (!rc) {
 			h->wrote = true;
+			h->flushed = false;
 			if (fuse_req_ctx(req)->pid != h->draft->actor.pid)
 				actor_of(req, &h->draft->actor);
 		}
@@ -1288,6 +1293,11 @@ static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* A close by the opener itself: a child closing an inherited
+	 * descriptor at exec says nothing of what the writer meant. */
+	struct handle *h = handle_of(fi);
+	if (h->kind == H_WRITE && fuse_req_ctx(req)->pid == h->pid)
+		h->flushed = true;
 	commit_op(req, ino, fi, false);
 }
 
@@ -1580,14 +1590,25 @@ static void list_pending(struct draft *d, void *ctx)
 	l->d[l->n++] = d;
 }
 
+/* Whether some write handle of d wrote since it was last closed. */
+static bool draft_being_written(const struct draft *d)
+{
+	for (const struct handle *h = open_handles; h; h = h->next)
+		if (h->kind == H_WRITE && h->draft == d && !h->flushed)
+			return true;
+	return false;
+}
+
 /*
  * Every change is durable when its request returns, but a file created
  * and not committed yet has no version: its first commit waits for its
  * last release, which the kernel sends after close(2) has returned.
  * fsync(2) of the directory is how a program makes a new name durable
  * (create, close, fsync the directory: lock files, touch), so it commits
- * the directory's uncommitted new files now, with the bytes they hold.
- * A rejected one (JSON) stays in history and does not fail the fsync.
+ * the directory's new files whose writers have closed them, as theirs
+ * (the fsync needs only read access to the directory).  A file still
+ * being written is left to its writer; a rejected one (JSON) stays in
+ * history and does not fail the fsync, nor does one that failed (EFBIG).
  */
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
@@ -1600,14 +1621,22 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	struct node *n = node_by_ino(ino);
 	if (n && n->kind == N_DIR && n->path)
 		drafts_pending_in(n->path, list_pending, &l);
-	for (size_t i = 0; i < l.n && (!rc || rc == -EINVAL); i++) {
-		struct handle tmp = { .kind = H_WRITE, .draft = l.d[i] };
-		rc = commit_handle(req, &tmp, &iv);
+	for (size_t i = 0; i < l.n; i++) {
+		struct draft *d = l.d[i];
+		if (d->failed || draft_being_written(d))
+			continue;
+		vc_actor a = d->actor;
+		bool moved;
+		int one = draft_commit(d, &a, &moved);
+		if (!one && moved)
+			inval_path(&iv, d->path);
+		if (one && one != -EINVAL && !rc)
+			rc = one;
 	}
 	free(l.d);
 	/* The kernel holds the directory's lock until this reply: the
 	 * entries of the committed names are dropped after it. */
-	struct reply r = { .req = req, .kind = REPLY_ERR, .err = rc == -EINVAL ? 0 : rc };
+	struct reply r = { .req = req, .kind = REPLY_ERR, .err = rc };
 	unlock_reply_first(&iv, &r);
 }
 

@@ -119,7 +119,33 @@ assert len(log()) == 1, log()
 os.close(keep)
 assert len(log()) == 1, log()
 EOF
-ok "fsync of a directory commits (and syncs) its new, still open files"
+# ... but not one still being written (another process's fsync of the
+# directory must not commit half a file, nor sign it).  The processes are
+# unrelated: a child closing an inherited descriptor would commit (a close
+# of a handle that wrote always does).
+python3 - "$MNT/d/half" "$T/half.ready" "$T/half.go" <<'EOF' &
+import os, sys, time
+path, ready, go = sys.argv[1:]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, b'part1\n')
+open(ready, 'w').close()
+deadline = time.time() + 10
+while not os.path.exists(go) and time.time() < deadline:
+    time.sleep(0.01)
+os.write(fd, b'part2\n')
+os.close(fd)
+EOF
+HALF=$!
+for _ in $(seq 500); do [ -e "$T/half.ready" ] && break; sleep 0.01; done
+py "import os; fd = os.open('$MNT/d', os.O_RDONLY); os.fsync(fd)"
+expect_eq "$("$VERCONF" --store "$STORE" log d/half | grep -c ' d/half')" 0 "versions of a half-written file after fsync(dir)"
+touch "$T/half.go"
+wait "$HALF" || fail "the writer of d/half failed"
+"$VERCONF" --store "$STORE" log d/half --json | python3 -c "import json, sys
+v = json.load(sys.stdin)['versions']
+assert len(v) == 1 and v[0]['size'] == 12 and v[0]['actor']['pid'] == $HALF, v" ||
+	fail "d/half: one version of 12 bytes by its writer"
+ok "fsync of a directory commits (and syncs) its new, closed files, not ones being written"
 
 first=$(ls "$MNT/.versions/app.json" | head -1)
 before=$(wal_syncs)

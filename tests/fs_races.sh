@@ -26,5 +26,32 @@ os.close(w)
 assert open('$MNT/la.conf').read() == 'deployed', open('$MNT/la.conf').read()
 "
 ok "a stale writer does not undo a rename-over"
+
+# fsync, truncate and .control writes hold their file's inode lock while
+# the reply waits for an invalidation that needs the directory's lock,
+# which a rename, unlink or link of that name holds while it waits for the
+# inode: the reply goes out after a bounded wait, and nothing hangs.
+mkdir -p "$MNT/hang" "$MNT/other"
+echo a >"$MNT/hang/t"
+race() { # seconds code
+	timeout -s KILL 30 python3 -c "import os, time
+M = '$MNT'; end = time.time() + $1
+while time.time() < end:
+    try:
+        $2
+    except OSError:
+        pass" || fail "a racer did not finish (hang?): $2"
+}
+race 2 "fd = os.open(M + '/hang/n', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644); os.write(fd, b'x'); os.fsync(fd); os.close(fd); os.unlink(M + '/hang/n')" &
+R1=$!
+race 2 "os.rename(M + '/hang/n', M + '/hang/m')" &
+R2=$!
+race 2 "os.truncate(M + '/hang/t', int(time.time() * 1000) % 7)" &
+R3=$!
+race 2 "open(M + '/hang/t.tmp', 'w').write('b'); os.rename(M + '/hang/t.tmp', M + '/hang/t')" &
+R4=$!
+wait $R1 && wait $R2 && wait $R3 && wait $R4 || fail "racers failed"
+timeout 10 sh -c "echo y > '$MNT/other/u'" || fail "an unrelated write hangs after the races"
+ok "fsync/truncate against rename of the same name: no hang"
 cd /
 umount_fs
