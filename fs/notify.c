@@ -247,17 +247,17 @@ static void queue_job(struct invals *iv, const struct reply *r)
 		;
 	bool done = j->done;
 	struct reply late = j->reply;
-	if (!done) {
+	/* Not done: the notifier now frees it, the reply goes out here. */
+	if (!done)
 		j->taken = true;
-		/* The notifier now frees it; the reply goes out here. */
-		log_msg(LOG_WARNING, "invalidation waited over %d ms for a directory lock: replying"
-			" first", REPLY_WAIT_MS);
-	}
 	pthread_mutex_unlock(&queue_lock);
-	if (done)
+	if (done) {
 		free(j);
-	else
-		reply_send(&late);
+		return;
+	}
+	log_msg(LOG_WARNING, "invalidation waited over %d ms for a directory lock: replying first",
+		REPLY_WAIT_MS);
+	reply_send(&late);
 }
 
 static void *notifier(void *arg)

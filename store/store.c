@@ -1507,7 +1507,7 @@ static int open_db(vc_store *s, const vc_actor *creator)
  * missing or replaced later was removed by someone else, with the changes
  * it held: they are not durable and cannot become so.  A log new to us may
  * be new on disk: its directory entry is synced too, as SQLite does at the
- * first sync of a log it created.  Caller holds sync_lock (or is vc_open).
+ * first sync of a log it created.  Only vc_open sets walfd and walino.
  */
 static int wal_path(const vc_store *s, char *wal, size_t len)
 {
