@@ -981,8 +981,37 @@ static vc_id draft_node_version(const struct node *n)
 	return ve.head.kind == VC_FILE ? ve.head.id : 0;
 }
 
-static int open_for_read(struct node *n, struct fuse_file_info *fi)
+/*
+ * A draft node is the writers' inode, read around the page cache, where
+ * mmap(2) fails with ENODEV.  A reader reaches one only through a name the
+ * kernel has not looked up since the draft was committed: a file created,
+ * closed and renamed over another before the kernel had the commit's
+ * invalidation (it arrives after the close when the notifier is slow).  A
+ * fresh lookup by this reader finds the name's version node, so the open
+ * is answered ESTALE, on which the kernel looks the name up again and
+ * retries once.  The same reader back on the same draft node is served as
+ * it is: no open is sent back twice in a row.
+ */
+static bool reader_should_look_again(struct node *n, pid_t pid)
 {
+	struct draft *d = draft_find(n->path);
+	vc_entry ve;
+	if (n->told_to_look_again == pid) {
+		n->told_to_look_again = 0;
+		return false;
+	}
+	if ((d && (d->pending || pidset_has(&d->redirected, pid) ||
+		   pidset_has(&d->writers, pid))) ||
+	    vc_lookup(fs.store, n->path, &ve) != 0 || ve.head.kind != VC_FILE)
+		return false;
+	n->told_to_look_again = pid;
+	return true;
+}
+
+static int open_for_read(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	if (n->kind == N_DRAFT && n->path && reader_should_look_again(n, fuse_req_ctx(req)->pid))
+		return -ESTALE;
 	struct handle *h = handle_new(H_READ);
 	if (!h)
 		return -ENOMEM;
@@ -1077,13 +1106,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -ENOENT;
 	else if (n->kind == N_VFILE)
 		rc = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) ? -EROFS
-										: open_for_read(n, fi);
+										: open_for_read(req, n, fi);
 	else if (is_meta(n))
 		rc = meta_open(n, fi);
 	else if (n->kind == N_DIR)
 		rc = -EISDIR;
 	else if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC))
-		rc = open_for_read(n, fi);
+		rc = open_for_read(req, n, fi);
 	else if (n->kind == N_FILE)
 		rc = redirect_writer(req, n, fi->flags);
 	else

@@ -87,6 +87,7 @@ struct node {
 	uint64_t nlookup;
 	bool keyed;       /* reachable by key (see node_rekey) */
 	bool cache_filled; /* N_FILE: its bytes were given to the kernel (fill_cache) */
+	pid_t told_to_look_again; /* N_DRAFT: the last reader sent back (see open_for_read) */
 	struct stat attr; /* snapshot served by getattr */
 };
 

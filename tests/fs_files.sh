@@ -122,6 +122,31 @@ expect_eq "$(cat ee/x)" "1" "directory rename carries children"
 [ ! -e dd ] || fail "old directory name still there"
 ok "rename"
 
+# A file renamed over another while its writer still holds it open keeps,
+# in the kernel, the inode writers use; other processes must still be able
+# to mmap(2) the name (it once failed ENODEV: that inode is read around the
+# page cache).  The reader is another process (the writer sees its draft),
+# started outside the mount: Python lists its working directory for imports,
+# and that READDIRPLUS would refresh the kernel's entry first.
+printf 'old\n' > mm.conf
+py "
+import os, subprocess, sys
+fd = os.open('$MNT/.mm.conf.tmp', os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b'new content\n')
+os.rename('$MNT/.mm.conf.tmp', '$MNT/mm.conf')
+reader = '''
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+with mmap.mmap(fd, os.fstat(fd).st_size, prot=mmap.PROT_READ) as m:
+    assert m[:] == b'new content\\\\n', m[:]
+'''
+for _ in range(2):
+    subprocess.run([sys.executable, '-c', reader, '$MNT/mm.conf'], check=True, cwd='/')
+os.close(fd)
+" || fail "mmap of a name renamed over while its writer holds it open"
+expect_eq "$(cat mm.conf)" "new content" "renamed-over name after its writer closed"
+ok "mmap of a name renamed over by a file still open"
+
 # chmod, chown, utimens, access
 chmod 600 a.txt
 expect_eq "$(stat -c %a a.txt)" "600" "chmod"
