@@ -31,6 +31,7 @@ struct handle {
 	struct draft *draft; /* H_WRITE */
 	bool append;
 	pid_t pid;          /* H_WRITE: who opened it */
+	fuse_ino_t ino;     /* H_WRITE: the inode it was opened on */
 	/* H_WRITE: this handle wrote bytes since its last commit.  Only then
 	 * does its close (flush) commit: a shell opens with O_CREAT|O_TRUNC,
 	 * dup2()s and closes the first descriptor before writing, and that
@@ -45,6 +46,17 @@ struct handle {
 static struct handle *handle_of(struct fuse_file_info *fi)
 {
 	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+static struct handle *open_handles;
+
+/* The write handle pid holds on inode ino, if any. */
+static struct handle *writer_on(fuse_ino_t ino, pid_t pid)
+{
+	for (struct handle *h = open_handles; h; h = h->next)
+		if (h->kind == H_WRITE && h->ino == ino && h->pid == pid)
+			return h;
+	return NULL;
 }
 
 static bool is_meta(const struct node *n)
@@ -340,13 +352,17 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
  * Attributes of a node.  A version node shows its version, fixed at
  * lookup.  A draft node shows readers the live head; a writer sees its
  * draft's size: through its handle when the kernel passes one, and by its
- * pid otherwise (fstat carries no handle).
+ * pid otherwise (fstat carries no handle).  A draft node whose name was
+ * replaced or removed keeps its last attributes, with no links, as an
+ * unlinked file does, and its writers still see their size.  An open
+ * being retried on it (see redirect_writer) needs them too, and then goes
+ * on to what the name shows now: this once failed such opens with ENOENT.
  */
 static int node_attr(struct node *n, struct fuse_file_info *fi, pid_t pid, struct stat *st)
 {
 	if (is_meta(n))
 		return meta_getattr(n, st);
-	if ((n->kind == N_DIR || n->kind == N_DRAFT) && !n->path)
+	if (n->kind == N_DIR && !n->path)
 		return -ENOENT;
 	if (n->kind == N_DIR) {
 		vc_entry ve;
@@ -356,9 +372,11 @@ static int node_attr(struct node *n, struct fuse_file_info *fi, pid_t pid, struc
 		attr_from_entry(&n->attr, &ve);
 	}
 	struct handle *h = fi ? handle_of(fi) : NULL;
+	if (n->kind == N_DRAFT && !n->path && !(h && h->kind == H_WRITE))
+		h = writer_on(n->ino, pid);
 	struct draft *d = n->kind != N_DRAFT ? NULL : h && h->kind == H_WRITE ? h->draft
-								  : draft_find(n->path);
-	if (n->kind == N_DRAFT) {
+					: n->path ? draft_find(n->path) : NULL;
+	if (n->kind == N_DRAFT && n->path) {
 		int rc = attr_of_draft(d, n->path, &n->attr, n->ino);
 		if (rc)
 			return rc;
@@ -896,8 +914,6 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 /* ---- files ------------------------------------------------------------ */
 
-static struct handle *open_handles;
-
 static struct handle *handle_new(enum handle_kind kind)
 {
 	struct handle *h = calloc(1, sizeof(*h));
@@ -923,9 +939,11 @@ static void handle_free(struct handle *h)
 	free(h);
 }
 
-/* A write handle h, whose draft is open, becomes fi's. */
-static void attach_writer(fuse_req_t req, struct handle *h, struct fuse_file_info *fi)
+/* A write handle h, whose draft is open, becomes fi's, on inode ino. */
+static void attach_writer(fuse_req_t req, struct handle *h, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
 {
+	h->ino = ino;
 	h->append = fi->flags & O_APPEND;
 	h->pid = fuse_req_ctx(req)->pid;
 	actor_of(req, &h->draft->actor);
@@ -966,7 +984,7 @@ static int open_for_write(fuse_req_t req, struct node *n, struct fuse_file_info 
 		handle_free(h);
 		return rc;
 	}
-	attach_writer(req, h, fi);
+	attach_writer(req, h, n->ino, fi);
 	return 0;
 }
 
@@ -1174,12 +1192,16 @@ static int do_create(fuse_req_t req, const char *path, mode_t mode, struct fuse_
 	if (draft_find(path))
 		draft_unlink(path);
 	rc = draft_create(path, m & 07777, uid, gid, &h->draft);
+	if (!rc)
+		rc = entry_for_path(path, fuse_req_ctx(req)->pid, e);
 	if (rc) {
+		if (h->draft)
+			draft_put(h->draft);
 		handle_free(h);
 		return rc;
 	}
-	attach_writer(req, h, fi);
-	return entry_for_path(path, fuse_req_ctx(req)->pid, e);
+	attach_writer(req, h, e->ino, fi);
+	return 0;
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,

@@ -22,10 +22,14 @@ os.write(w, b'stale writer')
 open('$MNT/new.tmp', 'w').write('deployed')
 os.rename('$MNT/new.tmp', '$MNT/la.conf')
 os.write(w, b' more')
+# Its handle is on a file that lost its name, as after an unlink: fstat
+# works (an open being retried when the rename came needs it too).
+st = os.fstat(w)
+assert (st.st_nlink, st.st_size) == (0, len('stale writer more')), st
 os.close(w)
 assert open('$MNT/la.conf').read() == 'deployed', open('$MNT/la.conf').read()
 "
-ok "a stale writer does not undo a rename-over"
+ok "a stale writer does not undo a rename-over; fstat of its handle"
 
 # fsync, truncate and .control writes hold their file's inode lock while
 # the reply waits for an invalidation that needs the directory's lock,
