@@ -421,6 +421,19 @@ static int64_t now_ns(void)
 	return ns_of(ts);
 }
 
+/*
+ * A file whose name was replaced or removed since the kernel looked it up
+ * (a rename over it between the lookup and truncate(2), chmod(2) or
+ * utimes(2)) is, on a local filesystem, an inode nobody can reach any
+ * more: the change lands there, and succeeds.  Here it succeeds and
+ * changes nothing: versions are immutable, and the name's new file is not
+ * the one the caller meant.  Handles keep their own drafts (ftruncate).
+ */
+static bool name_gone(const struct node *n)
+{
+	return !n->path && n->kind != N_DIR;
+}
+
 /* truncate(2) without a handle commits at once; through a handle
  * (ftruncate) it changes that handle's draft.  A version node is answered
  * with its own, unchanged size (do_setattr), so the kernel keeps its pages
@@ -434,8 +447,8 @@ static int set_size(fuse_req_t req, struct node *n, struct handle *h, off_t size
 		h->wrote = true;
 		return draft_truncate(h->draft, size);
 	}
-	if (!n->path)
-		return -ENOENT;
+	if (name_gone(n))
+		return 0;
 	struct draft *d;
 	int rc = draft_open(n->path, false, false, &d);
 	if (rc)
@@ -464,6 +477,8 @@ static int set_owner_mode(fuse_req_t req, struct node *n, const struct stat *att
 		attr_of_pending(&n->attr, d, n->ino);
 		return 0;
 	}
+	if (name_gone(n))
+		return 0;
 	if (!n->path)
 		return -ENOENT;
 	vc_entry ve;
@@ -517,6 +532,8 @@ static int set_times(struct node *n, const struct stat *attr, int to_set)
 			d->mtime_ns = mt;
 		return 0;
 	}
+	if (name_gone(n))
+		return 0;
 	if (!n->path)
 		return -ENOENT;
 	int rc = store_check();

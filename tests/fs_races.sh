@@ -15,6 +15,29 @@ expect_eq "$failed" 0 "opens for writing that failed while t.conf was renamed ov
 case "$(cat t.conf)" in a|b) ;; *) fail "t.conf holds $(cat t.conf)" ;; esac
 ok "O_TRUNC writers and rename-over of the same name"
 
+# truncate(2), chmod(2) and utimes(2) by name, racing a rename over that
+# name, land on one file or the other, as on a local filesystem: never
+# ENOENT (the file they looked up lost its name before the change came).
+echo x > u.conf
+( for _ in $(seq 300); do echo a > u.tmp; mv u.tmp u.conf; done ) & mover=$!
+out=$(python3 - "$MNT/u.conf" <<'EOF'
+import os, sys
+p = sys.argv[1]
+fails = {}
+for _ in range(300):
+    for name, change in (('truncate', lambda: os.truncate(p, 1)), ('chmod', lambda: os.chmod(p, 0o644)),
+                         ('utime', lambda: os.utime(p, (1, 2)))):
+        try:
+            change()
+        except OSError as e:
+            fails[name] = '%s: %s' % (name, os.strerror(e.errno))
+print('; '.join(sorted(fails.values())))
+EOF
+)
+wait "$mover" || fail "the mover failed"
+expect_eq "$out" "" "changes by name that failed while u.conf was renamed over"
+ok "truncate/chmod/utimes by name and rename-over of the same name"
+
 py "
 import os
 w = os.open('$MNT/la.conf', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
