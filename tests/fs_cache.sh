@@ -6,14 +6,14 @@
 mount_fs -d
 printf '{"cached": 1}\n' > "$MNT/app.json"
 cat "$MNT/app.json" >/dev/null; stat "$MNT/app.json" >/dev/null
-sleep 0.2
+log_settles
 count() { grep -c "opcode: $1 " "$LOG" || true; }
 l0=$(count LOOKUP); g0=$(count GETATTR); r0=$(count READ); o0=$(count OPEN); f0=$(count FLUSH)
 for _ in $(seq 50); do
 	stat -c %s "$MNT/app.json" >/dev/null
 	cat "$MNT/app.json" >/dev/null
 done
-sleep 0.2
+log_settles
 expect_eq "$(( $(count LOOKUP) - l0 ))" 0 "LOOKUPs for 50 re-reads"
 expect_eq "$(( $(count GETATTR) - g0 ))" 0 "GETATTRs for 50 stats"
 expect_eq "$(( $(count READ) - r0 ))" 0 "READs for 50 re-reads of cached pages"
@@ -42,14 +42,14 @@ ok "invalidation on head moves"
 # .control's name and attributes never change: a switch is OPEN, WRITE and
 # RELEASE of it (no LOOKUP, no FLUSH: its close has nothing to report).
 second=$(ls "$MNT/.versions/app.json" | sort -n | tail -1)
-sleep 0.2
+log_settles
 l0=$(count LOOKUP); f0=$(count FLUSH); w0=$(count WRITE)
 for i in $(seq 10); do
 	python3 -c 'import os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY); os.write(fd, sys.argv[2].encode()); os.close(fd)' \
 		"$MNT/.control" "$([ $((i % 2)) = 0 ] && echo "$second" || echo "$first")"
 done
-sleep 0.2
+log_settles
 expect_eq "$(cat "$MNT/app.json")" '{"cached": 2}' "content after 10 switches"
 [ $(( $(count WRITE) - w0 )) -ge 10 ] || fail "expected a WRITE per switch (counting works)"
 expect_eq "$(( $(count LOOKUP) - l0 ))" 1 "LOOKUPs for 10 switches (one: app.json, read once after)"
@@ -58,7 +58,7 @@ ok ".control switches take no lookup or flush of .control"
 
 # The first open of a version gives the kernel its bytes: reading it after
 # a switch or a commit sends no READ.  A file over 256 KiB is read as usual.
-sleep 0.2
+log_settles
 r0=$(count READ)
 for i in $(seq 5); do
 	printf '%s\n' "$([ $((i % 2)) = 0 ] && echo "$second" || echo "$first")" > "$MNT/.control"
@@ -66,12 +66,12 @@ for i in $(seq 5); do
 	printf '{"round": %d}\n' "$i" > "$MNT/app.json"
 	expect_eq "$(cat "$MNT/app.json")" "{\"round\": $i}" "content after commit $i"
 done
-sleep 0.2
+log_settles
 expect_eq "$(( $(count READ) - r0 ))" 0 "READs for 10 first reads of new versions"
 head -c 300000 /dev/zero > "$MNT/big.bin"
 r0=$(count READ)
 cmp -s "$MNT/big.bin" <(head -c 300000 /dev/zero) || fail "big.bin content"
-sleep 0.2
+log_settles
 [ $(( $(count READ) - r0 )) -ge 1 ] || fail "a 300000-byte file was read without READ (counting works)"
 ok "new versions arrive with their bytes in the page cache"
 umount_fs

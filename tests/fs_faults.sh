@@ -133,7 +133,7 @@ expect_eq "$(sc write good.conf '#300000')" ENOSPC "commit on a full store (clos
 r=$(sc fsync good.conf "#300000")
 case "$r" in "ENOSPC ENOSPC"|"ENOSPC ok") ;; *) fail "fsync, then close, on a full store: $r" ;; esac
 expect_eq "$(sc write new.conf '#300000')" ENOSPC "first commit of a new file on a full store"
-[ -e new.conf ] && bug "a new file whose first commit failed is still listed: $(ls -l new.conf)"
+wait_gone new.conf || bug "a new file whose first commit failed is still listed: $(ls -l new.conf)"
 expect_eq "$(sc mkdir newdir)" ENOSPC "mkdir on a full store"
 expect_eq "$(sc unlink unlink-me.conf)" ENOSPC "unlink on a full store"
 expect_eq "$(sc chmod chmod-me.conf 600)" ENOSPC "chmod on a full store"

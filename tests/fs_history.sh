@@ -71,9 +71,13 @@ ok "kernel permission checks, nosuid, nodev"
 mkdir -m 1777 pub
 as_nobody touch pub/t1
 as_nobody bash -c ": > $MNT/pub/t2"
-sleep 0.3
 for f in t1 t2; do
-	sqlite3 "$STORE" "select actor_uid || ':' || actor_pid from versions v join paths p on p.id = v.path_id where p.path = 'pub/$f'" > "$T/who"
+	# The kernel sends the last release after close(2) has returned.
+	for _ in $(seq 200); do
+		sqlite3 "$STORE" "select actor_uid || ':' || actor_pid from versions v join paths p on p.id = v.path_id where p.path = 'pub/$f'" > "$T/who"
+		[ -s "$T/who" ] && break
+		sleep 0.05
+	done
 	grep -q '^65534:[1-9]' "$T/who" || fail "pub/$f attributed to $(cat "$T/who"), not to nobody's process"
 done
 ok "attribution of versions committed at release"

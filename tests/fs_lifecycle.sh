@@ -89,8 +89,7 @@ head -c 4097 /dev/zero > "$T/toobig"
 expect_fail "File too large" cp "$T/toobig" "$MNT/cfg.conf"
 expect_eq "$(cat "$MNT/cfg.conf")" "good" "live file after a failed cp"
 expect_fail "File too large" cp "$T/toobig" "$MNT/fresh.conf"
-sleep 0.2
-[ ! -e "$MNT/fresh.conf" ] || fail "a file whose only write failed with EFBIG appeared: $(stat -c %s "$MNT/fresh.conf")"
+wait_gone "$MNT/fresh.conf" || fail "a file whose only write failed with EFBIG appeared: $(stat -c %s "$MNT/fresh.conf")"
 umount_fs
 ok "max_file_size and EFBIG"
 

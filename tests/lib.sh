@@ -110,6 +110,31 @@ expect_fail() { # errno-name command...: run command, expect failure mentioning 
 }
 
 # Number of versions of PATH in history (rejected ones too), read through .versions.
+# Wait, at most 10 s, until path $1 no longer exists; false if it still
+# does.  A new file whose first commit failed goes away at its last
+# release, which the kernel sends after close(2) has returned.
+wait_gone() {
+	for _ in $(seq 200); do
+		[ -e "$1" ] || [ -L "$1" ] || return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# Wait until the daemon's log ($LOG) has not grown for 0.2 s, at most
+# 10 s: requests the kernel sends on its own after a call returns (RELEASE,
+# FORGET, readahead) are logged before their effects are counted.
+log_settles() {
+	local before now
+	before=$(stat -c %s "$LOG")
+	for _ in $(seq 50); do
+		sleep 0.2
+		now=$(stat -c %s "$LOG")
+		[ "$now" = "$before" ] && return 0
+		before=$now
+	done
+}
+
 nversions() { ls "$MNT/.versions/$1" 2>/dev/null | wc -l; }
 
 # Python one-liners for syscalls the shell lacks.
