@@ -21,6 +21,8 @@ const double ENTRY_TIMEOUT = 3600.0;
 
 enum handle_kind { H_READ, H_WRITE };
 
+#define WRITE_OWNERS_MAX 4
+
 struct handle {
 	struct handle *prev, *next; /* every open handle, for shutdown */
 	enum handle_kind kind;
@@ -32,16 +34,54 @@ struct handle {
 	bool append;
 	pid_t pid;          /* H_WRITE: who opened it */
 	fuse_ino_t ino;     /* H_WRITE: the inode it was opened on */
-	/* H_WRITE: this handle wrote bytes since its last commit.  Only then
-	 * does its close (flush) commit: a shell opens with O_CREAT|O_TRUNC,
-	 * dup2()s and closes the first descriptor before writing, and that
-	 * close must not commit an empty version.  Whatever is still dirty
-	 * is committed when the last handle is released. */
-	bool wrote;
+	/* H_WRITE: who wrote through it since its last commit, by descriptor
+	 * table (the kernel's lock owner: a process, or the threads sharing
+	 * its descriptors).  Only a close (flush) from one of them commits:
+	 * a shell opens with O_CREAT|O_TRUNC, dup2()s and closes the first
+	 * descriptor before writing, and that close must not commit an empty
+	 * version; a child closing a descriptor it inherited and never wrote
+	 * through (at exec, or at exit: system(3), a helper) must not commit
+	 * its parent's half-written file.  A change whose owner the kernel
+	 * does not send (ftruncate), or more owners than fit, lets any close
+	 * commit.  Whatever is still dirty is committed when the last handle
+	 * is released. */
+	uint64_t wrote_by[WRITE_OWNERS_MAX];
+	bool wrote_unowned;
 	/* H_WRITE: closed (flushed) by its opener since its last write: the
 	 * bytes are what its writer meant (op_fsyncdir). */
 	bool flushed;
 };
+
+/* Remember that owner (0: not known) wrote through h. */
+static void handle_wrote(struct handle *h, uint64_t owner)
+{
+	for (size_t i = 0; owner && i < WRITE_OWNERS_MAX; i++) {
+		if (h->wrote_by[i] == owner)
+			return;
+		if (!h->wrote_by[i]) {
+			h->wrote_by[i] = owner;
+			return;
+		}
+	}
+	h->wrote_unowned = true;
+}
+
+/* Whether a close from owner commits what h wrote. */
+static bool handle_wrote_for(const struct handle *h, uint64_t owner)
+{
+	if (h->wrote_unowned)
+		return true;
+	for (size_t i = 0; owner && i < WRITE_OWNERS_MAX && h->wrote_by[i]; i++)
+		if (h->wrote_by[i] == owner)
+			return true;
+	return false;
+}
+
+static void handle_committed(struct handle *h)
+{
+	memset(h->wrote_by, 0, sizeof(h->wrote_by));
+	h->wrote_unowned = false;
+}
 
 static struct handle *handle_of(struct fuse_file_info *fi)
 {
@@ -299,7 +339,7 @@ static int commit_handle(fuse_req_t req, struct handle *h, struct invals *iv)
 	if (!a.pid && d->actor.pid)
 		a = d->actor;
 	int rc = draft_commit(d, &a, &moved);
-	h->wrote = false;
+	handle_committed(h);
 	if (!rc && moved)
 		inval_path(iv, d->path);
 	return rc;
@@ -444,7 +484,7 @@ static int set_size(fuse_req_t req, struct node *n, struct handle *h, off_t size
 	if (n->kind == N_DIR)
 		return -EISDIR;
 	if (h && h->kind == H_WRITE) {
-		h->wrote = true;
+		handle_wrote(h, 0);
 		return draft_truncate(h->draft, size);
 	}
 	if (name_gone(n))
@@ -1334,7 +1374,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	} else if (h->kind == H_WRITE) {
 		rc = draft_write(h->draft, buf, size, off, h->append, &written);
 		if (!rc) {
-			h->wrote = true;
+			/* The kernel names the owner of direct I/O writes. */
+			handle_wrote(h, fi->lock_owner);
 			h->flushed = false;
 			if (fuse_req_ctx(req)->pid != h->draft->actor.pid)
 				actor_of(req, &h->draft->actor);
@@ -1346,14 +1387,21 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	unlock_reply(&iv, &r);
 }
 
-static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool always)
+/* Commit what h wrote: at fsync always, at a close (flush) only if the
+ * closer wrote it. */
+static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool flush)
 {
 	struct handle *h = handle_of(fi);
 	struct invals iv = { 0 };
 	int rc = 0;
 	lock();
 	struct node *n = node_by_ino(ino);
-	if (n && n->kind != N_CONTROL && h->kind == H_WRITE && (h->wrote || always))
+	bool writer = n && n->kind != N_CONTROL && h->kind == H_WRITE;
+	/* A close by the opener itself: a child closing an inherited
+	 * descriptor says nothing of what the writer meant (op_fsyncdir). */
+	if (writer && flush && fuse_req_ctx(req)->pid == h->pid)
+		h->flushed = true;
+	if (writer && (!flush || handle_wrote_for(h, fi->lock_owner)))
 		rc = commit_handle(req, h, &iv);
 	struct reply r = { .req = req, .kind = REPLY_ERR, .err = rc };
 	unlock_reply(&iv, &r);
@@ -1361,18 +1409,13 @@ static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* A close by the opener itself: a child closing an inherited
-	 * descriptor at exec says nothing of what the writer meant. */
-	struct handle *h = handle_of(fi);
-	if (h->kind == H_WRITE && fuse_req_ctx(req)->pid == h->pid)
-		h->flushed = true;
-	commit_op(req, ino, fi, false);
+	commit_op(req, ino, fi, true);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)datasync;
-	commit_op(req, ino, fi, true);
+	commit_op(req, ino, fi, false);
 }
 
 /* The last handle of a draft commits what is left; a file whose creation

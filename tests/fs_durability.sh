@@ -120,9 +120,7 @@ os.close(keep)
 assert len(log()) == 1, log()
 EOF
 # ... but not one still being written (another process's fsync of the
-# directory must not commit half a file, nor sign it).  The processes are
-# unrelated: a child closing an inherited descriptor would commit (a close
-# of a handle that wrote always does).
+# directory must not commit half a file, nor sign it).
 python3 - "$MNT/d/half" "$T/half.ready" "$T/half.go" <<'EOF' &
 import os, sys, time
 path, ready, go = sys.argv[1:]

@@ -46,6 +46,31 @@ os.close(a); os.close(b)
 "
 ok "shared draft"
 
+# A close commits only what the closer wrote: a child that inherited the
+# descriptor and never wrote through it (system(3), a helper that exits,
+# exec of a descriptor without O_CLOEXEC) must not make the parent's
+# half-written file live.  A child that writes and exits commits its bytes.
+py "
+import os, subprocess
+p = '$MNT/inherit.conf'
+fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b'part1\\n')
+subprocess.run(['true'], pass_fds=(fd,), check=True)
+assert not os.path.exists('$MNT/.versions/inherit.conf') or not os.listdir('$MNT/.versions/inherit.conf'), \\
+    'a child that never wrote committed: %r' % open(p, 'rb').read()
+pid = os.fork()
+if pid == 0:
+    os.write(fd, b'child\\n')
+    os._exit(0)
+os.waitpid(pid, 0)
+assert open(p, 'rb').read() == b'part1\\nchild\\n', open(p, 'rb').read()
+os.write(fd, b'part2\\n')
+os.close(fd)
+assert open(p, 'rb').read() == b'part1\\nchild\\npart2\\n', open(p, 'rb').read()
+" || fail "commits at close by processes that inherited a descriptor"
+expect_eq "$(nversions inherit.conf)" 2 "versions: the writing child's, then the parent's"
+ok "a close commits only what its process wrote"
+
 # truncate(2) without a handle commits at once
 n=$(nversions c.conf); truncate -s 2 c.conf
 expect_eq "$(cat c.conf)" "dr" "truncate content"
