@@ -277,7 +277,7 @@ static int commit_meta(struct draft *d, vc_commit_req *req)
 int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 {
 	*moved = false;
-	if (!d->dirty || d->orphaned)
+	if (!d->dirty || (d->orphaned && !d->superseded))
 		return 0;
 	/* A write that failed (EFBIG) left the draft short of what the
 	 * writer meant: it never becomes live, until an O_TRUNC open or a
@@ -293,12 +293,25 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 		.path = d->path, .kind = VC_FILE, .op = d->op,
 		.data = d->buf, .len = d->len, .status = VC_ACCEPTED, .actor = a,
 	};
-	rc = commit_meta(d, &req);
+	/* A superseded draft keeps the mode and owner of the file its
+	 * writers opened (drafts_supersede_moved). */
+	rc = d->superseded ? 0 : commit_meta(d, &req);
 	if (rc)
 		return rc;
+	if (d->superseded) {
+		req.mode = d->mode;
+		req.uid = d->uid;
+		req.gid = d->gid;
+	}
 	char reason[VC_REASON_MAX];
 	bool bad = gate_check(d->path, d->buf, d->len, reason, sizeof(reason)) != 0;
-	if (bad && fs.validate == VALIDATE_STRICT) {
+	if (d->superseded) {
+		snprintf(reason, sizeof(reason),
+			 "written through a descriptor opened before a .control switch of %s",
+			 d->path);
+		req.status = VC_REJECTED;
+		req.reason = reason;
+	} else if (bad && fs.validate == VALIDATE_STRICT) {
 		req.status = VC_REJECTED;
 		req.reason = reason;
 	}
@@ -316,7 +329,7 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 	d->dirty = false;
 	if (req.status == VC_REJECTED) {
 		note_rejection(d->path, id, reason, a);
-		return -EINVAL;
+		return d->superseded ? -ESTALE : -EINVAL;
 	}
 	if (bad)
 		log_msg(LOG_WARNING, "accepted %s version %lld despite: %s (validate=warn)",
@@ -358,6 +371,92 @@ struct pidset draft_replace(const char *path)
 	while (n-- > 0)
 		draft_put(d);
 	return pids;
+}
+
+/*
+ * A .control switch (activate, rollback, restore) moves heads under open
+ * writers.  A draft holds the bytes of the head its writers opened plus
+ * their writes: committed at their close it would undo the switch, and
+ * every writer opening after it (an append: >>) would join it and undo it
+ * too.  So a draft whose path's head the switch moved is superseded: it
+ * leaves the path, whose next writers start from the new head, and its
+ * own bytes, if its writers commit them, are kept in history as a
+ * rejected version (nothing is lost, nothing goes live), with the mode
+ * and owner of the file they opened; their close or fsync fails with
+ * ESTALE.  Writers being redirected (see draft_reserve) go to the path's
+ * new draft.  A switch that leaves a path's head as it was leaves its
+ * draft alone.
+ */
+static vc_id head_of(const char *path, vc_entry *e)
+{
+	return vc_lookup(fs.store, path, e) == 0 ? e->head.id : 0;
+}
+
+static void note_head(const void *p, VISIT which, void *closure)
+{
+	(void)closure;
+	struct draft *d = *(struct draft *const *)p;
+	vc_entry e;
+	if (which == postorder || which == leaf)
+		d->head_noted = head_of(d->path, &e);
+}
+
+void drafts_note_heads(void)
+{
+	twalk_r(by_path, note_head, NULL);
+}
+
+struct draft_list {
+	struct draft **d;
+	size_t n;
+};
+
+static void collect_moved(const void *p, VISIT which, void *closure)
+{
+	struct draft_list *l = closure;
+	struct draft *d = *(struct draft *const *)p;
+	vc_entry e;
+	if ((which != postorder && which != leaf) || head_of(d->path, &e) == d->head_noted)
+		return;
+	struct draft **grown = realloc(l->d, (l->n + 1) * sizeof(*grown));
+	if (!grown)
+		return;
+	l->d = grown;
+	l->d[l->n++] = d;
+}
+
+static void supersede(struct draft *d)
+{
+	vc_version v;
+	if (!d->pending && d->head_noted && vc_get_version(fs.store, d->head_noted, &v) == 0) {
+		d->mode = v.mode;
+		d->uid = v.uid;
+		d->gid = v.gid;
+	}
+	/* Keep the path alive: the reservations' refs go with draft_replace. */
+	char *path = strdup(d->path);
+	d->refs++;
+	struct pidset pids = draft_replace(d->path);
+	d->superseded = true;
+	for (size_t i = 0; path && i < PIDSET_MAX; i++) {
+		struct draft *nd;
+		if (pids.pid[i] && draft_reserve(path, &nd) == 0)
+			pidset_add(&nd->redirected, pids.pid[i]);
+	}
+	if (path)
+		log_msg(LOG_WARNING, "open writers of %s no longer write to it: .control switched it"
+			" (their bytes go to history, not live)", path);
+	free(path);
+	draft_put(d);
+}
+
+void drafts_supersede_moved(void)
+{
+	struct draft_list l = { 0 };
+	twalk_r(by_path, collect_moved, &l);
+	for (size_t i = 0; i < l.n; i++)
+		supersede(l.d[i]);
+	free(l.d);
 }
 
 struct rename_ctx {

@@ -482,6 +482,8 @@ int meta_write(fuse_req_t req, const char *buf, size_t size, struct invals *iv)
 	char *arg = strchr(line, ' ');
 	if (arg)
 		*arg++ = '\0';
+	/* Open writers of a path the command switches must not undo it. */
+	drafts_note_heads();
 	if (several || !*line)
 		rc = bad_argument("command", several ? "several lines" : "empty");
 	else if (!arg)
@@ -494,6 +496,8 @@ int meta_write(fuse_req_t req, const char *buf, size_t size, struct invals *iv)
 		rc = cmd_restore(&a, arg, iv);
 	else
 		rc = bad_argument("command", line);
+	if (!rc)
+		drafts_supersede_moved();
 	free(line);
 	return rc;
 }

@@ -121,7 +121,9 @@ struct draft {
 	int refs;          /* write handles sharing it */
 	bool dirty;        /* bytes not yet committed */
 	bool pending;      /* path has no committed version yet (create) */
-	bool orphaned;     /* path unlinked: never commit */
+	bool orphaned;     /* no longer the path's draft: never commit */
+	bool superseded;   /* orphaned by a .control switch: commit as rejected */
+	vc_id head_noted;  /* the path's head before a .control switch (0: none) */
 	enum vc_op op;     /* what the next commit records */
 	uint32_t mode, uid, gid; /* for a pending file */
 	struct timespec created;
@@ -155,6 +157,10 @@ void draft_unlink(const char *path);
 /* rename over path: its draft's handles write into the replaced file
  * (nothing); returns the writers still being redirected to it. */
 struct pidset draft_replace(const char *path);
+/* Around a .control switch: note each draft's head before, and after it
+ * supersede the drafts whose head it moved (see drafts.c). */
+void drafts_note_heads(void);
+void drafts_supersede_moved(void);
 /* Visit pending drafts directly inside directory dir. */
 void drafts_pending_in(const char *dir, void (*fn)(struct draft *d, void *ctx), void *ctx);
 

@@ -53,6 +53,43 @@ sleep 0.2
 expect_eq "$(cat gone.conf)" "new" "the new file, not the old handle's bytes"
 ok "restore under an open writer"
 
+# A rollback under open writers is not undone by them: a new writer starts
+# from the version switched to; the old writer's bytes go to history as a
+# rejected version, with the mode of the file it opened, and its close
+# fails with ESTALE.
+py "
+import errno, os, stat
+d = '$MNT'; p = d + '/rb.conf'
+open(p, 'w').write('good\\n')
+good = max(int(x) for x in os.listdir(d + '/.versions/rb.conf'))
+os.chmod(p, 0o600)
+open(p, 'w').write('secret broken\\n')
+w = os.open(p, os.O_WRONLY | os.O_APPEND)
+os.write(w, b'late\\n')
+with open(d + '/.control', 'w') as c:
+    c.write('activate %d\\n' % good)
+assert open(p).read() == 'good\\n', open(p).read()
+a = os.open(p, os.O_WRONLY | os.O_APPEND)
+os.write(a, b'appended\\n')
+os.close(a)
+assert open(p).read() == 'good\\nappended\\n', 'an append after the rollback: %r' % open(p).read()
+os.write(w, b'later\\n')
+try:
+    os.close(w)
+    raise SystemExit('the close of a writer opened before the rollback succeeded')
+except OSError as e:
+    assert e.errno == errno.ESTALE, e
+assert open(p).read() == 'good\\nappended\\n', 'the old writer undid the rollback: %r' % open(p).read()
+last = max(int(x) for x in os.listdir(d + '/.versions/rb.conf'))
+v = d + '/.versions/rb.conf/%d' % last
+assert open(v).read() == 'secret broken\\nlate\\nlater\\n', open(v).read()
+# .versions shows each version's mode without its write bits.
+assert stat.S_IMODE(os.stat(v).st_mode) == 0o400, oct(os.stat(v).st_mode)
+" || fail "rollback under open writers"
+grep -q "last-rejection:.*rb.conf.*opened before a .control switch" .control ||
+	fail "no rejection in .control: $(cat .control)"
+ok "a rollback is not undone by writers open before it"
+
 # Errors: errno, no change, a clear last-error.
 before=$(cat config.json)
 w() { py "
