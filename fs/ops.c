@@ -326,22 +326,28 @@ static void reply_entry_or_err(fuse_req_t req, int rc, const struct fuse_entry_p
 		fuse_reply_entry(req, e);
 }
 
-/* Commit a handle's draft.  On a head move the name is re-looked up: to
+/* Commit draft d as a's.  On a head move the name is re-looked up: to
  * the draft node while writers remain, to the new version's node after. */
+static int commit_draft(struct draft *d, const vc_actor *a, struct invals *iv)
+{
+	bool moved;
+	int rc = draft_commit(d, a, &moved);
+	if (!rc && moved)
+		inval_path(iv, d->path);
+	return rc;
+}
+
+/* Commit a handle's draft, as the caller's. */
 static int commit_handle(fuse_req_t req, struct handle *h, struct invals *iv)
 {
-	struct draft *d = h->draft;
-	bool moved;
 	vc_actor a;
 	actor_of(req, &a);
 	/* The kernel sends the last release of a file on its own (pid 0):
 	 * the version is the last writer's. */
-	if (!a.pid && d->actor.pid)
-		a = d->actor;
-	int rc = draft_commit(d, &a, &moved);
+	if (!a.pid && h->draft->actor.pid)
+		a = h->draft->actor;
+	int rc = commit_draft(h->draft, &a, iv);
 	handle_committed(h);
-	if (!rc && moved)
-		inval_path(iv, d->path);
 	return rc;
 }
 
@@ -1737,10 +1743,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 		if (d->failed || draft_being_written(d))
 			continue;
 		vc_actor a = d->actor;
-		bool moved;
-		int one = draft_commit(d, &a, &moved);
-		if (!one && moved)
-			inval_path(&iv, d->path);
+		int one = commit_draft(d, &a, &iv);
 		if (one && one != -EINVAL && !rc)
 			rc = one;
 	}
