@@ -445,7 +445,7 @@ static void supersede(struct draft *d)
 	}
 	if (path)
 		log_msg(LOG_WARNING, "open writers of %s no longer write to it: .control switched it"
-			" (their bytes go to history, not live)", path);
+			" (what they commit goes to history, not live)", path);
 	free(path);
 	draft_put(d);
 }
