@@ -184,6 +184,7 @@ touch empty.conf
 : > empty2.conf
 py "import os; os.close(os.open('$MNT/empty3.conf', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))"
 for e in empty.conf empty2.conf empty3.conf; do
+	wait_versions "$e" 1
 	expect_eq "$(stat -c %s "$e")" 0 "size of $e"
 	expect_eq "$(nversions "$e")" 1 "versions of $e"
 done

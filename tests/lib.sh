@@ -136,6 +136,15 @@ log_settles() {
 }
 
 nversions() { ls "$MNT/.versions/$1" 2>/dev/null | wc -l; }
+# Wait, at most 10 s, until path $1 has $2 versions or more: a version made
+# at the last release (create or O_TRUNC with no write) comes after close(2).
+wait_versions() {
+	for _ in $(seq 200); do
+		[ "$(nversions "$1")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
 
 # Python one-liners for syscalls the shell lacks.
 py() { python3 -c "$@"; }
