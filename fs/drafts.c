@@ -433,7 +433,8 @@ static void supersede(struct draft *d)
 		d->uid = v.uid;
 		d->gid = v.gid;
 	}
-	/* Keep the path alive: the reservations' refs go with draft_replace. */
+	/* Hold d: draft_replace drops its reservations' refs, which may be
+	 * all it has (then nobody will commit it, and it goes here). */
 	char *path = strdup(d->path);
 	d->refs++;
 	struct pidset pids = draft_replace(d->path);
