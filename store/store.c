@@ -716,6 +716,23 @@ static int parent_dir(vc_store *s, const char *path, vc_id *ppid)
 	return 0;
 }
 
+/* The parent of a non-root path, live or not, as long as it has a row. */
+static int parent_row(vc_store *s, const char *path, vc_id *ppid)
+{
+	char parent[VC_PATH_MAX + 1];
+	struct pinfo pi;
+	int rc;
+
+	split_parent(path, parent);
+	rc = path_info(s, parent, &pi);
+	if (rc == -ENOENT)
+		return seterr(s, rc, "%s: parent directory does not exist", path);
+	if (rc)
+		return rc;
+	*ppid = pi.id;
+	return 0;
+}
+
 /* The paths row of path, created (with no head) if it never existed. */
 static int path_ensure(vc_store *s, const char *path, vc_id ppid, struct pinfo *pi)
 {
@@ -1984,9 +2001,14 @@ static int commit_tx(vc_store *s, const vc_commit_req *req, vc_id *out, int *cre
 	rc = path_info(s, req->path, &pi);
 	if (rc && rc != -ENOENT)
 		return rc;
-	if (*req->path && (rc = parent_dir(s, req->path, &ppid)))
+	/* A rejected version moves no name: it needs its path's history,
+	 * not a live parent directory nor the kind the path has now (a writer
+	 * whose directory a restore removed while it wrote keeps its bytes). */
+	int rejected = req->status == VC_REJECTED;
+	if (*req->path && (rc = rejected ? parent_row(s, req->path, &ppid)
+					 : parent_dir(s, req->path, &ppid)))
 		return rc;
-	if (pi.head && pi.kind != req->kind)
+	if (!rejected && pi.head && pi.kind != req->kind)
 		return seterr(s, -EEXIST, "%s: exists as a %s", req->path, vc_kind_name(pi.kind));
 	if ((rc = req_content(s, req, &c)))
 		return rc;

@@ -584,6 +584,26 @@ static void t_rejected(void)
 	CHECK_EQ(versions_of("a")->n, 2);
 	CHECK_RC(vc_list_journal(S, &f, add_journal, &jl), 0);
 	CHECK_EQ(jl.n, 1);
+	/* A rejected version needs no live parent nor the path's kind: a
+	 * writer whose directory went away, or whose name became a directory,
+	 * keeps its bytes in history.  An accepted one still needs both. */
+	mkdir_("d");
+	put("d/f", "old");
+	CHECK_RC(vc_delete(S, "d/f", &ACTOR), 0);
+	CHECK_RC(vc_delete(S, "d", &ACTOR), 0);
+	CHECK_RC(commit_full("d/f", VC_FILE, VC_OP_WRITE, "late", 0644, VC_REJECTED, &id, NULL), 0);
+	CHECK_RC(vc_get_version(S, id, &v), 0);
+	CHECK_STR(v.path, "d/f");
+	CHECK_RC(commit_full("d/new", VC_FILE, VC_OP_CREATE, "new", 0644, VC_REJECTED, &id, NULL), 0);
+	CHECK_RC(vc_lookup(S, "d", &(vc_entry){ 0 }), -ENOENT);
+	CHECK_RC(commit_full("d/f", VC_FILE, VC_OP_WRITE, "x", 0644, VC_ACCEPTED, NULL, NULL), -ENOENT);
+	mkdir_("a2");
+	CHECK_RC(commit_full("a2", VC_FILE, VC_OP_WRITE, "file bytes", 0644, VC_REJECTED, &id, NULL), 0);
+	vc_entry e;
+	CHECK_RC(vc_lookup(S, "a2", &e), 0);
+	CHECK_EQ(e.head.kind, VC_DIR);
+	CHECK_RC(commit_full("nowhere/f", VC_FILE, VC_OP_WRITE, "x", 0644, VC_REJECTED, NULL, NULL),
+		 -ENOENT);
 	close_store();
 }
 
