@@ -277,8 +277,12 @@ static int commit_meta(struct draft *d, vc_commit_req *req)
 int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 {
 	*moved = false;
-	if (!d->dirty || (d->orphaned && !d->superseded))
+	if (d->orphaned && !d->superseded)
 		return 0;
+	/* Every writer of a superseded draft hears it, not only the first
+	 * whose close stored its bytes. */
+	if (!d->dirty)
+		return d->superseded ? -ESTALE : 0;
 	/* A write that failed (EFBIG) left the draft short of what the
 	 * writer meant: it never becomes live, until an O_TRUNC open or a
 	 * truncate sets its content anew. */
@@ -385,7 +389,9 @@ struct pidset draft_replace(const char *path)
  * and owner of the file they opened; their close or fsync fails with
  * ESTALE.  Writers being redirected (see draft_reserve) go to the path's
  * new draft.  A switch that leaves a path's head as it was leaves its
- * draft alone.
+ * draft alone, but a file being created (pending) is superseded by every
+ * restore (the whole tree goes back to what it was, and the file was not
+ * in it) and by a switch that removed its directory.
  */
 static vc_id head_of(const char *path, vc_entry *e)
 {
@@ -411,12 +417,34 @@ struct draft_list {
 	size_t n;
 };
 
+struct moved_ctx {
+	struct draft_list list;
+	bool restore;
+};
+
+static bool parent_is_dir(const char *path)
+{
+	char *dir = path_dir(path);
+	vc_entry e;
+	bool ok = dir && vc_lookup(fs.store, dir, &e) == 0 && e.head.kind == VC_DIR;
+	free(dir);
+	return ok;
+}
+
+static bool switched(const struct draft *d, bool restore)
+{
+	vc_entry e;
+	if (head_of(d->path, &e) != d->head_noted)
+		return true;
+	return d->pending && (restore || !parent_is_dir(d->path));
+}
+
 static void collect_moved(const void *p, VISIT which, void *closure)
 {
-	struct draft_list *l = closure;
+	struct moved_ctx *c = closure;
+	struct draft_list *l = &c->list;
 	struct draft *d = *(struct draft *const *)p;
-	vc_entry e;
-	if ((which != postorder && which != leaf) || head_of(d->path, &e) == d->head_noted)
+	if ((which != postorder && which != leaf) || !switched(d, c->restore))
 		return;
 	struct draft **grown = realloc(l->d, (l->n + 1) * sizeof(*grown));
 	if (!grown)
@@ -451,13 +479,13 @@ static void supersede(struct draft *d)
 	draft_put(d);
 }
 
-void drafts_supersede_moved(void)
+void drafts_supersede_moved(bool restore)
 {
-	struct draft_list l = { 0 };
-	twalk_r(by_path, collect_moved, &l);
-	for (size_t i = 0; i < l.n; i++)
-		supersede(l.d[i]);
-	free(l.d);
+	struct moved_ctx c = { .restore = restore };
+	twalk_r(by_path, collect_moved, &c);
+	for (size_t i = 0; i < c.list.n; i++)
+		supersede(c.list.d[i]);
+	free(c.list.d);
 }
 
 struct rename_ctx {

@@ -99,13 +99,16 @@ static void invals_send(struct invals *iv)
 {
 	for (size_t i = 0; i < iv->n; i++) {
 		struct inval *it = &iv->item[i];
-		/* -ENOENT: the kernel had nothing cached there.  Dropping an
-		 * entry also marks its directory changed, which discards the
-		 * kernel's cached listing of it (cache_readdir). */
-		if (it->name)
-			fuse_lowlevel_notify_inval_entry(fs.se, it->parent, it->name,
-							 strlen(it->name));
-		else
+		/* Dropping an entry also marks its directory changed, which
+		 * discards the kernel's cached listing of it (cache_readdir).
+		 * -ENOENT: the kernel had no entry there (a name renamed away,
+		 * then revived by .control): the listing may still be cached
+		 * without it, so drop the directory's cached pages instead. */
+		if (it->name &&
+		    fuse_lowlevel_notify_inval_entry(fs.se, it->parent, it->name,
+						     strlen(it->name)) == -ENOENT)
+			fuse_lowlevel_notify_inval_inode(fs.se, it->parent, 0, 0);
+		else if (!it->name)
 			fuse_lowlevel_notify_inval_inode(fs.se, it->parent, -1, 0);
 	}
 	invals_free(iv);

@@ -559,6 +559,21 @@ static int set_owner_mode(fuse_req_t req, struct node *n, const struct stat *att
 	return 0;
 }
 
+/* fchmod/fchown through a write handle whose draft left its path (a
+ * rename over it, a .control switch) change that draft only, as on a local
+ * filesystem they would change the replaced file: a superseded draft's
+ * bytes become a version with that mode and owner.  futimens changes
+ * nothing. */
+static void set_orphan_owner_mode(struct draft *d, const struct stat *attr, int to_set)
+{
+	if (to_set & FUSE_SET_ATTR_MODE)
+		d->mode = attr->st_mode & 07777;
+	if (to_set & FUSE_SET_ATTR_UID)
+		d->uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		d->gid = attr->st_gid;
+}
+
 static int set_times(struct node *n, const struct stat *attr, int to_set)
 {
 	int64_t now = now_ns();
@@ -598,12 +613,20 @@ static int do_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_
 			       : meta_getattr(n, attr);
 	if (is_meta(n))
 		return -EROFS;
+	/* fchmod, fchown and futimens carry no handle: the caller's, if it
+	 * writes through this draft node. */
+	if (!h && n->kind == N_DRAFT)
+		h = writer_on(n->ino, fuse_req_ctx(req)->pid);
+	struct draft *orphan = h && h->kind == H_WRITE && h->draft->orphaned ? h->draft : NULL;
+	bool owner_mode = to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		rc = set_size(req, n, h, attr->st_size, iv);
-	if (!rc && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+	if (!rc && owner_mode && orphan)
+		set_orphan_owner_mode(orphan, attr, to_set);
+	else if (!rc && owner_mode)
 		rc = set_owner_mode(req, n, attr, to_set);
-	if (!rc && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
+	if (!rc && !orphan && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+					 FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
 		rc = set_times(n, attr, to_set);
 	if (rc)
 		return rc;

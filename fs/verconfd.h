@@ -158,9 +158,9 @@ void draft_unlink(const char *path);
  * (nothing); returns the writers still being redirected to it. */
 struct pidset draft_replace(const char *path);
 /* Around a .control switch: note each draft's head before, and after it
- * supersede the drafts whose head it moved (see drafts.c). */
+ * supersede the drafts it switched (see drafts.c). */
 void drafts_note_heads(void);
-void drafts_supersede_moved(void);
+void drafts_supersede_moved(bool restore);
 /* Visit pending drafts directly inside directory dir. */
 void drafts_pending_in(const char *dir, void (*fn)(struct draft *d, void *ctx), void *ctx);
 
