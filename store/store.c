@@ -1996,6 +1996,7 @@ static int commit_tx(vc_store *s, const vc_commit_req *req, vc_id *out, int *cre
 	struct content c;
 	struct pinfo pi;
 	vc_id ppid = 0, vid;
+	int rejected = req->status == VC_REJECTED;
 	int rc;
 
 	rc = path_info(s, req->path, &pi);
@@ -2004,7 +2005,6 @@ static int commit_tx(vc_store *s, const vc_commit_req *req, vc_id *out, int *cre
 	/* A rejected version moves no name: it needs its path's history,
 	 * not a live parent directory nor the kind the path has now (a writer
 	 * whose directory a restore removed while it wrote keeps its bytes). */
-	int rejected = req->status == VC_REJECTED;
 	if (*req->path && (rc = rejected ? parent_row(s, req->path, &ppid)
 					 : parent_dir(s, req->path, &ppid)))
 		return rc;
