@@ -40,7 +40,8 @@ expect_eq "$(cat a.conf)$(cat b.conf)" "a1b1" "restore TIME"
 ok "restore @SEQ and TIME"
 
 # A restore that removes a path while a writer holds it open, then a new
-# file at that name: the create works (the old handle writes into nothing).
+# file at that name: the create works (the old handle's bytes, if any, go
+# to history only).
 printf 'one\n' > keep.conf
 seq0=$(sed -n 's/^seq: //p' .control)
 printf 'two\n' > gone.conf
