@@ -274,7 +274,10 @@ static int commit_meta(struct draft *d, vc_commit_req *req)
 	return 0;
 }
 
-int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
+/* Commit d; reject, if set, is why it is kept as a rejected version
+ * whatever its bytes (then the result is -ESTALE: its writers' work did
+ * not go live). */
+static int commit(struct draft *d, const vc_actor *a, bool *moved, const char *reject)
 {
 	*moved = false;
 	if (d->orphaned && !d->superseded)
@@ -309,10 +312,8 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 	}
 	char reason[VC_REASON_MAX];
 	bool bad = gate_check(d->path, d->buf, d->len, reason, sizeof(reason)) != 0;
-	if (d->superseded) {
-		snprintf(reason, sizeof(reason),
-			 "written through a descriptor opened before a .control switch of %s",
-			 d->path);
+	if (reject) {
+		snprintf(reason, sizeof(reason), "%s", reject);
 		req.status = VC_REJECTED;
 		req.reason = reason;
 	} else if (bad && fs.validate == VALIDATE_STRICT) {
@@ -333,7 +334,7 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 	d->dirty = false;
 	if (req.status == VC_REJECTED) {
 		note_rejection(d->path, id, reason, a);
-		return d->superseded ? -ESTALE : -EINVAL;
+		return reject ? -ESTALE : -EINVAL;
 	}
 	if (bad)
 		log_msg(LOG_WARNING, "accepted %s version %lld despite: %s (validate=warn)",
@@ -349,6 +350,23 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 		log_msg(LOG_INFO, "commit %s version %lld (%zu bytes) by uid %u pid %d %s",
 			d->path, (long long)id, d->len, a->uid, a->pid, a->comm);
 	return 0;
+}
+
+int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
+{
+	char why[VC_REASON_MAX];
+	if (d->superseded)
+		snprintf(why, sizeof(why),
+			 "written through a descriptor opened before a .control switch of %s",
+			 d->path);
+	return commit(d, a, moved, d->superseded ? why : NULL);
+}
+
+int draft_keep_unfinished(struct draft *d, const vc_actor *a)
+{
+	bool moved;
+	int rc = commit(d, a, &moved, "still being written when verconfd stopped");
+	return rc == -ESTALE ? 0 : rc;
 }
 
 void draft_unlink(const char *path)
@@ -391,7 +409,11 @@ struct pidset draft_replace(const char *path)
  * new draft.  A switch that leaves a path's head as it was leaves its
  * draft alone, but a file being created (pending) is superseded by every
  * restore (the whole tree goes back to what it was, and the file was not
- * in it) and by a switch that removed its directory.
+ * in it) and by a switch that removed its directory.  The writers'
+ * inode (the path's draft node) goes with the old draft, as an unlinked
+ * file's would: fstat, fchmod and ftruncate through it reach that draft
+ * only, and the path's next writers get a new one.  The kernel forgets
+ * the name, which for a file being created it would otherwise keep.
  */
 static vc_id head_of(const char *path, vc_entry *e)
 {
@@ -453,8 +475,12 @@ static void collect_moved(const void *p, VISIT which, void *closure)
 	l->d[l->n++] = d;
 }
 
-static void supersede(struct draft *d)
+static void supersede(struct draft *d, struct invals *iv)
 {
+	struct node *dn = node_find(N_DRAFT, d->path, 0);
+	if (dn)
+		node_detach(dn);
+	inval_path(iv, d->path);
 	vc_version v;
 	if (!d->pending && d->head_noted && vc_get_version(fs.store, d->head_noted, &v) == 0) {
 		d->mode = v.mode;
@@ -479,12 +505,12 @@ static void supersede(struct draft *d)
 	draft_put(d);
 }
 
-void drafts_supersede_moved(bool restore)
+void drafts_supersede_moved(bool restore, struct invals *iv)
 {
 	struct moved_ctx c = { .restore = restore };
 	twalk_r(by_path, collect_moved, &c);
 	for (size_t i = 0; i < c.list.n; i++)
-		supersede(c.list.d[i]);
+		supersede(c.list.d[i], iv);
 	free(c.list.d);
 }
 

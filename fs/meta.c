@@ -497,7 +497,7 @@ int meta_write(fuse_req_t req, const char *buf, size_t size, struct invals *iv)
 	else
 		rc = bad_argument("command", line);
 	if (!rc)
-		drafts_supersede_moved(arg && !strcmp(line, "restore"));
+		drafts_supersede_moved(arg && !strcmp(line, "restore"), iv);
 	free(line);
 	return rc;
 }

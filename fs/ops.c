@@ -66,15 +66,19 @@ static void handle_wrote(struct handle *h, uint64_t owner)
 	h->wrote_unowned = true;
 }
 
-/* Whether a close from owner commits what h wrote. */
-static bool handle_wrote_for(const struct handle *h, uint64_t owner)
+/* Whether owner wrote through h since its last commit. */
+static bool owner_wrote(const struct handle *h, uint64_t owner)
 {
-	if (h->wrote_unowned)
-		return true;
 	for (size_t i = 0; owner && i < WRITE_OWNERS_MAX && h->wrote_by[i]; i++)
 		if (h->wrote_by[i] == owner)
 			return true;
 	return false;
+}
+
+/* Whether a close from owner commits what h wrote. */
+static bool handle_wrote_for(const struct handle *h, uint64_t owner)
+{
+	return h->wrote_unowned || owner_wrote(h, owner);
 }
 
 static void handle_committed(struct handle *h)
@@ -90,13 +94,20 @@ static struct handle *handle_of(struct fuse_file_info *fi)
 
 static struct handle *open_handles;
 
-/* The write handle pid holds on inode ino, if any. */
+/* A write handle on inode ino: pid's if it holds one, else any (all the
+ * write handles on one draft node share its draft: a draft that leaves
+ * its path takes its node along). */
 static struct handle *writer_on(fuse_ino_t ino, pid_t pid)
 {
-	for (struct handle *h = open_handles; h; h = h->next)
-		if (h->kind == H_WRITE && h->ino == ino && h->pid == pid)
+	struct handle *any = NULL;
+	for (struct handle *h = open_handles; h; h = h->next) {
+		if (h->kind != H_WRITE || h->ino != ino)
+			continue;
+		if (h->pid == pid)
 			return h;
-	return NULL;
+		any = any ? any : h;
+	}
+	return any;
 }
 
 static bool is_meta(const struct node *n)
@@ -1426,9 +1437,10 @@ static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	lock();
 	struct node *n = node_by_ino(ino);
 	bool writer = n && n->kind != N_CONTROL && h->kind == H_WRITE;
-	/* A close by the opener itself: a child closing an inherited
-	 * descriptor says nothing of what the writer meant (op_fsyncdir). */
-	if (writer && flush && fuse_req_ctx(req)->pid == h->pid)
+	/* A close by the opener or a writer (any thread of theirs): a child
+	 * closing an inherited descriptor says nothing of what the writer
+	 * meant (op_fsyncdir, op_destroy). */
+	if (writer && flush && (fuse_req_ctx(req)->pid == h->pid || owner_wrote(h, fi->lock_owner)))
 		h->flushed = true;
 	if (writer && (!flush || handle_wrote_for(h, fi->lock_owner)))
 		rc = commit_handle(req, h, &iv);
@@ -1814,22 +1826,29 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 /* The session ends (unmount, SIGTERM) with files still open, or their
- * last release not yet processed: commit what their drafts hold, as the
- * releases would have, and let go of the handles. */
+ * last release not yet processed.  A draft whose writers have all closed
+ * it is committed, as its last release would have been; one still being
+ * written holds part of a file, which must not go live: its bytes are kept
+ * in history as a rejected version.  Then the handles are let go. */
 static void op_destroy(void *userdata)
 {
 	(void)userdata;
 	lock();
+	for (struct handle *h = open_handles; h; h = h->next) {
+		if (h->kind != H_WRITE || !h->draft->dirty)
+			continue;
+		struct draft *d = h->draft;
+		vc_actor a = d->actor;
+		bool moved;
+		int rc = !d->superseded && draft_being_written(d) ? draft_keep_unfinished(d, &a)
+								   : draft_commit(d, &a, &moved);
+		if (rc && rc != -ESTALE && rc != -EINVAL)
+			log_msg(LOG_ERR, "commit of %s at shutdown failed: %s", d->path, strerror(-rc));
+	}
 	while (open_handles) {
 		struct handle *h = open_handles;
-		if (h->kind == H_WRITE) {
-			bool moved;
-			vc_actor a = h->draft->actor;
-			if (h->draft->refs - h->draft->reserved == 1 && h->draft->dirty &&
-			    draft_commit(h->draft, &a, &moved) != 0)
-				log_msg(LOG_ERR, "commit of %s at shutdown failed", h->draft->path);
+		if (h->kind == H_WRITE)
 			draft_put(h->draft);
-		}
 		handle_free(h);
 	}
 	unlock();

@@ -151,16 +151,20 @@ int draft_write(struct draft *d, const char *buf, size_t size, off_t off, bool a
 int draft_truncate(struct draft *d, off_t size);
 /* Commit d if dirty.  On success *moved tells whether the head moved. */
 int draft_commit(struct draft *d, const vc_actor *a, bool *moved);
+/* At shutdown, a draft its writers had not finished: its bytes go to
+ * history as a rejected version, never live. */
+int draft_keep_unfinished(struct draft *d, const vc_actor *a);
 /* Rename/unlink bookkeeping: an unlinked draft's handles write into nothing. */
 void drafts_rename(const char *from, const char *to);
 void draft_unlink(const char *path);
 /* rename over path: its draft's handles write into the replaced file
  * (nothing); returns the writers still being redirected to it. */
 struct pidset draft_replace(const char *path);
+struct invals;
 /* Around a .control switch: note each draft's head before, and after it
  * supersede the drafts it switched (see drafts.c). */
 void drafts_note_heads(void);
-void drafts_supersede_moved(bool restore);
+void drafts_supersede_moved(bool restore, struct invals *iv);
 /* Visit pending drafts directly inside directory dir. */
 void drafts_pending_in(const char *dir, void (*fn)(struct draft *d, void *ctx), void *ctx);
 

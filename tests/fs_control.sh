@@ -92,9 +92,10 @@ grep -q "last-rejection:.*rb.conf.*opened before a .control switch" .control ||
 ok "a rollback is not undone by writers open before it"
 
 # Every old writer hears of the switch, not only the first to close; an
-# old writer's fchmod changes its own bytes' version, not the live file.
+# old writer's fchmod or futimens (from any of its threads: they carry no
+# handle) changes its own bytes' version, never the live file.
 py "
-import errno, os, stat
+import errno, os, stat, threading
 d = '$MNT'; p = d + '/rb2.conf'
 open(p, 'w').write('v1\\n'); open(p, 'w').write('v2\\n')
 a = os.open(p, os.O_WRONLY | os.O_APPEND); os.write(a, b'A\\n')
@@ -102,7 +103,10 @@ b = os.open(p, os.O_WRONLY | os.O_APPEND); os.write(b, b'B\\n')
 t = os.open(p, os.O_WRONLY | os.O_TRUNC); os.write(t, b'SECRET\\n')
 with open(d + '/.control', 'w') as c:
     c.write('rollback rb2.conf')
-os.fchmod(t, 0o600)
+mtime = os.stat(p).st_mtime_ns
+for call in (lambda: os.fchmod(t, 0o600), lambda: os.utime(t, (1, 1))):
+    th = threading.Thread(target=call); th.start(); th.join()
+assert os.stat(p).st_mtime_ns == mtime, 'an old writer changed the live mtime'
 for what, call, fd in (('close a', os.close, a), ('fsync b', os.fsync, b), ('close t', os.close, t)):
     try:
         call(fd)
@@ -134,6 +138,10 @@ c = os.open(d + '/rs/fresh.conf', os.O_WRONLY | os.O_CREAT, 0o644); os.write(c, 
 with open(d + '/.control', 'w') as ctl:
     ctl.write('restore @$seq1')
 assert sorted(os.listdir(d + '/rs')) == ['keep.conf'], os.listdir(d + '/rs')
+# Their descriptors are on files that lost their names, as after unlink.
+for fd in (w, n, c):
+    assert os.fstat(fd).st_nlink == 0, os.fstat(fd)
+    os.fchmod(fd, 0o640)
 for fd in (w, n, c):
     try:
         os.close(fd)
@@ -148,6 +156,11 @@ import json, sys
 v = json.load(sys.stdin)['versions'][0]
 assert v['status'] == 'rejected' and 'switch' in v['reason'], v" || fail "$f: no rejected version after the restore"
 done
+[ "$(stat -c %a "$MNT/.versions/rs/fresh.conf/$(ls "$MNT/.versions/rs/fresh.conf")")" = 440 ] ||
+	fail "fchmod of a superseded new file did not reach its version"
+# The kernel forgot the names of files being created: they can be made again.
+echo again > rs/fresh.conf || fail "create after a restore dropped a file being created"
+expect_eq "$(cat rs/fresh.conf)" "again" "a file created again after the restore"
 ok "a restore wins over files being written or created, and keeps their bytes"
 
 # A name renamed away and revived by .control shows in the directory's

@@ -41,6 +41,35 @@ expect_eq "$(cat "$MNT/new.conf")" "after" "state after restart"
 sqlite3 "$STORE" "select count(*) from versions where op='import'" | grep -qx 5 || fail "imported twice"
 ok "SIGTERM and restart"
 
+# SIGTERM while a writer is half way through a file: the half does not go
+# live; it is kept in history as a rejected version.
+printf 'whole\n' > "$MNT/half.conf"
+python3 - "$MNT" "$DAEMON_PID" <<'EOF'
+import os, signal, sys, time
+mnt, pid = sys.argv[1], int(sys.argv[2])
+fd = os.open(mnt + '/half.conf', os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b'half of a ')
+os.kill(pid, signal.SIGTERM)
+for _ in range(200):
+    if not os.path.ismount(mnt):
+        break
+    time.sleep(0.05)
+try:
+    os.close(fd)
+except OSError:
+    pass
+EOF
+wait "$DAEMON_PID" || fail "daemon exit status after SIGTERM with a writer open"
+DAEMON_PID=
+mount_fs
+expect_eq "$(cat "$MNT/half.conf")" "whole" "live file after SIGTERM during its write"
+"$VERCONF" --store "$STORE" log --all --json half.conf | py "
+import json, sys
+v = json.load(sys.stdin)['versions'][0]
+assert v['status'] == 'rejected' and v['size'] == 10 and 'stopped' in v['reason'], v" ||
+	fail "the half-written bytes are not a rejected version"
+ok "SIGTERM during a write: the half is history, not live"
+
 # (SIGINT is not tried here: a shell starts background jobs with SIGINT
 # ignored, and libfuse, rightly, leaves an ignored signal ignored.)
 umount_fs
