@@ -163,14 +163,35 @@ static void comm_of(pid_t pid, char *comm, size_t len)
 	comm[strcspn(comm, "\n")] = '\0';
 }
 
+/* The process a thread belongs to (its Tgid), or the thread itself if
+ * /proc cannot say (it exited). */
+static pid_t process_of(pid_t tid)
+{
+	char file[64], buf[1024];
+	snprintf(file, sizeof(file), "/proc/%d/status", (int)tid);
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tid;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return tid;
+	buf[n] = '\0';
+	const char *t = strstr(buf, "\nTgid:");
+	long tgid = t ? strtol(t + 6, NULL, 10) : 0;
+	return tgid > 0 ? (pid_t)tgid : tid;
+}
+
+/* The kernel names the calling thread; history names its process, as ps
+ * does, and the process's name. */
 void actor_of(fuse_req_t req, vc_actor *a)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	memset(a, 0, sizeof(*a));
 	a->uid = ctx->uid;
 	a->gid = ctx->gid;
-	a->pid = ctx->pid;
-	comm_of(ctx->pid, a->comm, sizeof(a->comm));
+	a->pid = ctx->pid ? process_of(ctx->pid) : 0;
+	comm_of(a->pid, a->comm, sizeof(a->comm));
 }
 
 void actor_self(vc_actor *a)

@@ -1044,6 +1044,7 @@ static void attach_writer(fuse_req_t req, struct handle *h, fuse_ino_t ino,
 	h->append = fi->flags & O_APPEND;
 	h->pid = fuse_req_ctx(req)->pid;
 	actor_of(req, &h->draft->actor);
+	h->draft->actor_thread = h->pid;
 	pidset_add(&h->draft->writers, h->pid);
 	pidset_remove(&h->draft->redirected, h->pid);
 	/* Draft bytes must never enter the page cache readers share. */
@@ -1417,8 +1418,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			/* The kernel names the owner of direct I/O writes. */
 			handle_wrote(h, fi->lock_owner);
 			h->flushed = false;
-			if (fuse_req_ctx(req)->pid != h->draft->actor.pid)
+			if (fuse_req_ctx(req)->pid != h->draft->actor_thread) {
 				actor_of(req, &h->draft->actor);
+				h->draft->actor_thread = fuse_req_ctx(req)->pid;
+			}
 		}
 	} else {
 		rc = -EBADF;

@@ -133,6 +133,7 @@ struct draft {
 	int reserved;      /* refs held for opens being redirected (see ops.c) */
 	int failed;        /* a write failed (-EFBIG): never commit these bytes */
 	vc_actor actor;    /* the last process that opened or wrote it */
+	pid_t actor_thread; /* the thread actor was taken from (spares /proc reads) */
 	struct timespec reserved_at;
 };
 

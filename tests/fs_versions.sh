@@ -126,6 +126,15 @@ ok "chmod/chown versions, rollback of permissions"
 sh -c 'exec printf "by-printf\n"' > who.conf
 sqlite3 "$STORE" "select actor_uid, actor_comm from versions v join paths p on p.id=v.path_id where p.path='who.conf'" > "$T/who"
 grep -q '^0|' "$T/who" || fail "actor uid not recorded: $(cat "$T/who")"
+# A write and fsync from a second thread are its process's, as ps shows.
+out=$(python3 -c "
+import os, threading
+def work():
+    fd = os.open('$MNT/thread.conf', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, b'from a thread\\n'); os.fsync(fd); os.close(fd)
+t = threading.Thread(target=work); t.start(); t.join()
+print(os.getpid())")
+expect_eq "$(sqlite3 "$STORE" "select distinct actor_pid from versions v join paths p on p.id=v.path_id where p.path='thread.conf'")" "$out" "pid recorded for a thread's commit"
 ok "attribution"
 
 # No operation ever changed a stored version's bytes: fsck through the store.
