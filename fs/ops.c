@@ -624,11 +624,10 @@ static int do_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_
 			       : meta_getattr(n, attr);
 	if (is_meta(n))
 		return -EROFS;
-	/* fchmod, fchown and futimens carry no handle: the caller's, if it
-	 * writes through this draft node. */
-	if (!h && n->kind == N_DRAFT)
-		h = writer_on(n->ino, fuse_req_ctx(req)->pid);
-	struct draft *orphan = h && h->kind == H_WRITE && h->draft->orphaned ? h->draft : NULL;
+	/* fchmod, fchown and futimens carry no handle (ftruncate does): the
+	 * caller's, if it writes through this draft node. */
+	struct handle *w = h || n->kind != N_DRAFT ? h : writer_on(n->ino, fuse_req_ctx(req)->pid);
+	struct draft *orphan = w && w->kind == H_WRITE && w->draft->orphaned ? w->draft : NULL;
 	bool owner_mode = to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		rc = set_size(req, n, h, attr->st_size, iv);
