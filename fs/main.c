@@ -7,6 +7,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,21 +354,85 @@ static int add_mount_options(struct fuse_args *args)
 	return rc;
 }
 
+/*
+ * Stopping (SIGTERM, SIGINT, SIGHUP).  libfuse's own handlers end the
+ * session loop at once; an invalidation then waiting in the kernel for a
+ * directory lock would never finish, and the daemon could not exit (see
+ * notify_quiesce).  Ours only write to a pipe; the stopper thread quiets
+ * the notifier while the loop still answers requests, then ends the loop
+ * and wakes it with a signal (its read(2) or sem_wait(3) returns EINTR).
+ * As with libfuse's, a signal already ignored (a background job's SIGINT)
+ * stays ignored.
+ */
+static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP };
+static int stop_pipe[2] = { -1, -1 };
+static pthread_t loop_thread;
+
+static void on_stop_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+	/* A full pipe means a stop is already on its way. */
+	ssize_t n = write(stop_pipe[1], &c, 1);
+	(void)n;
+	errno = saved;
+}
+
+static int set_stop_handlers(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal }, old;
+	if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(*stop_signals); i++) {
+		if (sigaction(stop_signals[i], NULL, &old) != 0)
+			return -1;
+		if (old.sa_handler == SIG_DFL && sigaction(stop_signals[i], &sa, NULL) != 0)
+			return -1;
+	}
+	return signal(SIGPIPE, SIG_IGN) == SIG_ERR ? -1 : 0;
+}
+
+static void *stopper(void *arg)
+{
+	(void)arg;
+	struct pollfd pfd = { .fd = stop_pipe[0], .events = POLLIN };
+	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		;
+	if (!notify_quiesce(2000))
+		log_msg(LOG_WARNING, "stopping while an invalidation still waits for a directory lock");
+	fuse_session_exit(fs.se);
+	pthread_kill(loop_thread, SIGTERM);
+	return NULL;
+}
+
+/* From the thread that runs the session loop, after fuse_daemonize. */
+static int start_stopper(void)
+{
+	pthread_t t;
+	loop_thread = pthread_self();
+	int rc = pthread_create(&t, NULL, stopper, NULL);
+	if (rc)
+		return -rc;
+	pthread_detach(t);
+	return 0;
+}
+
 static int serve(struct fuse_args *args, struct fuse_cmdline_opts *opts)
 {
 	int ret = 1;
 	fs.se = fuse_session_new(args, &verconf_ops, sizeof(verconf_ops), NULL);
 	if (!fs.se)
 		return 1;
-	if (fuse_set_signal_handlers(fs.se) != 0)
+	if (set_stop_handlers() != 0)
 		goto out_destroy;
 	if (fuse_session_mount(fs.se, opts->mountpoint) != 0)
 		goto out_signals;
 	log_msg(LOG_INFO, "serving %s on %s", fs.store_path, fs.mountpoint);
 	fuse_daemonize(opts->foreground);
 	/* Threads do not survive the fork of fuse_daemonize: start it after. */
-	if (notify_start() != 0) {
-		log_msg(LOG_ERR, "cannot start the notifier thread");
+	if (notify_start() != 0 || start_stopper() != 0) {
+		log_msg(LOG_ERR, "cannot start the notifier and stopper threads");
 		goto out_unmount;
 	}
 	if (opts->singlethread) {
@@ -389,7 +456,11 @@ out_unmount:
 	if (ret > 0)
 		ret = 0;
 out_signals:
-	fuse_remove_signal_handlers(fs.se);
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(*stop_signals); i++) {
+		struct sigaction old;
+		if (sigaction(stop_signals[i], NULL, &old) == 0 && old.sa_handler == on_stop_signal)
+			signal(stop_signals[i], SIG_DFL);
+	}
 out_destroy:
 	fuse_session_destroy(fs.se);
 	return ret ? 1 : 0;

@@ -43,6 +43,9 @@ static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t done_cond; /* CLOCK_MONOTONIC; notify_start sets it up */
 static struct job *head, *tail;
+/* Under queue_lock: the notifier is inside invals_send; no invalidation
+ * is sent any more (the daemon is stopping: see notify_quiesce). */
+static bool sending, quiet;
 
 static struct inval *inval_slot(struct invals *iv)
 {
@@ -274,9 +277,16 @@ static void *notifier(void *arg)
 		head = j->next;
 		if (!head)
 			tail = NULL;
+		bool send = !quiet;
+		sending = send;
 		pthread_mutex_unlock(&queue_lock);
-		invals_send(&j->iv);
+		if (send)
+			invals_send(&j->iv);
+		else
+			invals_free(&j->iv);
 		pthread_mutex_lock(&queue_lock);
+		sending = false;
+		pthread_cond_broadcast(&done_cond);
 		if (j->reply.kind == REPLY_NONE || j->taken) {
 			pthread_mutex_unlock(&queue_lock);
 			free(j);
@@ -290,6 +300,33 @@ static void *notifier(void *arg)
 		pthread_mutex_unlock(&queue_lock);
 	}
 	return NULL;
+}
+
+/*
+ * Before the session loop stops: an invalidation the notifier is sending
+ * may wait in the kernel for a directory lock that a create or rename in
+ * that directory holds until its reply.  Once the loop stops nobody
+ * answers, and the notifier, inside a write to /dev/fuse, keeps the
+ * connection from closing: the daemon could never exit.  So the daemon
+ * stops sending invalidations (they no longer matter) and waits, with
+ * the loop still answering requests, until the one in flight is done, at
+ * most max_ms.  False if it is still stuck then.
+ */
+bool notify_quiesce(int max_ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += max_ms / 1000;
+	deadline.tv_nsec += (max_ms % 1000) * 1000000L;
+	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+	deadline.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&queue_lock);
+	quiet = true;
+	while (sending && pthread_cond_timedwait(&done_cond, &queue_lock, &deadline) == 0)
+		;
+	bool idle = !sending;
+	pthread_mutex_unlock(&queue_lock);
+	return idle;
 }
 
 int notify_start(void)

@@ -219,6 +219,7 @@ void unlock_reply_first(struct invals *iv, const struct reply *r);
  * waiting for them (fs.lock not held). */
 void invalidate_later(struct invals *iv);
 int notify_start(void);
+bool notify_quiesce(int max_ms);
 
 /* ---- helpers shared by ops.c and meta.c ----------------------------- */
 

@@ -70,6 +70,37 @@ assert v['status'] == 'rejected' and v['size'] == 10 and 'stopped' in v['reason'
 	fail "the half-written bytes are not a rejected version"
 ok "SIGTERM during a write: the half is history, not live"
 
+# SIGTERM while several processes create and rewrite files: an entry
+# invalidation then waiting for a directory lock that a create holds must
+# not keep the daemon from exiting (it once hung for good, unkillable).
+mkdir -p "$MNT/busy"
+busy=()
+for k in 1 2 3 4 5 6; do
+	timeout -s KILL 30 python3 -c "
+import os, sys
+p = sys.argv[1]
+while True:
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b'x' * 100); os.write(fd, b'y' * 350); os.close(fd)
+    except OSError:
+        break" "$MNT/busy/s$k.txt" 2>/dev/null &
+	busy+=($!)
+done
+sleep 1
+kill -TERM "$DAEMON_PID"
+for _ in $(seq 200); do process_gone "$DAEMON_PID" && break; sleep 0.05; done
+hung=0; process_gone "$DAEMON_PID" || { hung=1; abort_connection "$MNT"; }
+wait "$DAEMON_PID" 2>/dev/null || true
+DAEMON_PID=
+for b in "${busy[@]}"; do kill -KILL "$b" 2>/dev/null || true; wait "$b" 2>/dev/null || true; done
+[ "$hung" = 0 ] || fail "verconfd did not exit within 10 s of SIGTERM with busy writers"
+mountpoint -q "$MNT" && fail "still mounted after SIGTERM with busy writers"
+rm -rf "$MNT/busy"   # what the writers wrote into the bare directory after the unmount
+mount_fs
+"$VERCONF" --store "$STORE" fsck >/dev/null || fail "fsck after SIGTERM with busy writers"
+ok "SIGTERM with busy writers: the daemon exits"
+
 # (SIGINT is not tried here: a shell starts background jobs with SIGINT
 # ignored, and libfuse, rightly, leaves an ignored signal ignored.)
 umount_fs
