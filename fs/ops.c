@@ -41,11 +41,12 @@ struct handle {
 	 * descriptor before writing, and that close must not commit an empty
 	 * version; a child closing a descriptor it inherited and never wrote
 	 * through (at exec, or at exit: system(3), a helper) must not commit
-	 * its parent's half-written file.  A change whose owner the kernel
-	 * does not send (ftruncate), or more owners than fit, lets any close
-	 * commit.  Whatever is still dirty is committed when the last handle
-	 * is released. */
+	 * its parent's half-written file.  The kernel sends no owner with
+	 * ftruncate: a close from the thread that truncated commits it.  More
+	 * owners than fit let any close commit.  Whatever is still dirty is
+	 * committed when the last handle is released. */
 	uint64_t wrote_by[WRITE_OWNERS_MAX];
+	pid_t truncated_by;
 	bool wrote_unowned;
 	/* H_WRITE: closed (flushed) by its opener since its last write: the
 	 * bytes are what its writer meant (op_fsyncdir). */
@@ -75,15 +76,16 @@ static bool owner_wrote(const struct handle *h, uint64_t owner)
 	return false;
 }
 
-/* Whether a close from owner commits what h wrote. */
-static bool handle_wrote_for(const struct handle *h, uint64_t owner)
+/* Whether a close from owner, in thread pid, commits what h wrote. */
+static bool handle_wrote_for(const struct handle *h, uint64_t owner, pid_t pid)
 {
-	return h->wrote_unowned || owner_wrote(h, owner);
+	return h->wrote_unowned || owner_wrote(h, owner) || (h->truncated_by && h->truncated_by == pid);
 }
 
 static void handle_committed(struct handle *h)
 {
 	memset(h->wrote_by, 0, sizeof(h->wrote_by));
+	h->truncated_by = 0;
 	h->wrote_unowned = false;
 }
 
@@ -501,7 +503,7 @@ static int set_size(fuse_req_t req, struct node *n, struct handle *h, off_t size
 	if (n->kind == N_DIR)
 		return -EISDIR;
 	if (h && h->kind == H_WRITE) {
-		handle_wrote(h, 0);
+		h->truncated_by = fuse_req_ctx(req)->pid;
 		return draft_truncate(h->draft, size);
 	}
 	if (name_gone(n))
@@ -1444,7 +1446,7 @@ static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	 * meant (op_fsyncdir, op_destroy). */
 	if (writer && flush && (fuse_req_ctx(req)->pid == h->pid || owner_wrote(h, fi->lock_owner)))
 		h->flushed = true;
-	if (writer && (!flush || handle_wrote_for(h, fi->lock_owner)))
+	if (writer && (!flush || handle_wrote_for(h, fi->lock_owner, fuse_req_ctx(req)->pid)))
 		rc = commit_handle(req, h, &iv);
 	struct reply r = { .req = req, .kind = REPLY_ERR, .err = rc };
 	unlock_reply(&iv, &r);

@@ -69,6 +69,20 @@ os.close(fd)
 assert open(p, 'rb').read() == b'part1\\nchild\\npart2\\n', open(p, 'rb').read()
 " || fail "commits at close by processes that inherited a descriptor"
 expect_eq "$(nversions inherit.conf)" 2 "versions: the writing child's, then the parent's"
+# The same for a rewrite in place with ftruncate (the kernel names no
+# owner for it).
+py "
+import os, subprocess
+p = '$MNT/inherit.conf'
+fd = os.open(p, os.O_WRONLY)
+os.ftruncate(fd, 0)
+os.write(fd, b'half-')
+subprocess.run(['true'], pass_fds=(fd,), check=True)
+assert open(p, 'rb').read() == b'part1\\nchild\\npart2\\n', 'a child committed: %r' % open(p, 'rb').read()
+os.write(fd, b'done\\n')
+os.close(fd)
+assert open(p, 'rb').read() == b'half-done\\n', open(p, 'rb').read()
+" || fail "commit at close by a child after an ftruncate"
 ok "a close commits only what its process wrote"
 
 # truncate(2) without a handle commits at once
