@@ -115,6 +115,48 @@ static int lookup_version_file(struct node *parent, const char *name,
 	return 0;
 }
 
+/*
+ * Who may search a directory's history: only whom every version of that
+ * directory let search it.  A file written while its directory was 0700
+ * must stay out of reach after a chmod 755 of the directory, or an rm -r
+ * and mkdir of it.  So the mode is what all its versions' modes share, and
+ * where the owner (group) changed, the owner's (group's) bits are only
+ * what others had: a new owner does not inherit an old owner's files.
+ */
+struct dir_access {
+	bool any;
+	uint32_t mode, uid, gid;
+	bool uid_changed, gid_changed;
+};
+
+static int narrow_access(const vc_version *v, void *ctx)
+{
+	struct dir_access *a = ctx;
+	if (v->kind != VC_DIR)
+		return 0;
+	if (!a->any) {
+		*a = (struct dir_access){ .any = true, .mode = v->mode, .uid = v->uid, .gid = v->gid };
+		return 0;
+	}
+	a->mode &= v->mode;
+	a->uid_changed |= v->uid != a->uid;
+	a->gid_changed |= v->gid != a->gid;
+	return 0;
+}
+
+static mode_t history_dir_mode(const char *path)
+{
+	struct dir_access a = { 0 };
+	if (vc_list_versions(fs.store, path, 0, narrow_access, &a) != 0 || !a.any)
+		return 0;
+	mode_t m = a.mode & 0555;
+	if (a.uid_changed)
+		m &= ~0500 | ((m & 05) << 6);
+	if (a.gid_changed)
+		m &= ~0050 | ((m & 05) << 3);
+	return m;
+}
+
 static int lookup_history_dir(const char *path, struct fuse_entry_param *e)
 {
 	vc_version v;
@@ -126,9 +168,9 @@ static int lookup_history_dir(const char *path, struct fuse_entry_param *e)
 		return -ENOMEM;
 	attr_from_version(&n->attr, &v);
 	n->attr.st_ino = n->ino;
-	/* A directory's history is searchable by whom the directory is; a
-	 * file's list of ids is open, its versions are not. */
-	n->attr.st_mode = S_IFDIR | (v.kind == VC_DIR ? v.mode & 0555 : 0555);
+	/* A directory's history is searchable by whom the directory always
+	 * was; a file's list of ids is open, its versions are not. */
+	n->attr.st_mode = S_IFDIR | (v.kind == VC_DIR ? history_dir_mode(path) : 0555);
 	n->attr.st_size = 0;
 	/* New paths and versions appear at any time: cache briefly. */
 	reply_node(n, e, 1.0);

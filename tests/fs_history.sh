@@ -45,7 +45,17 @@ ok "history follows each version's own permissions"
 mkdir private; chmod 700 private; printf 'p\n' > private/key.conf; chmod 644 private/key.conf
 expect_fail "Permission denied" as_nobody cat private/key.conf
 expect_fail "Permission denied" as_nobody ls .versions/private/key.conf
-ok "directory permissions guard history too"
+# ... and stays so once the directory is opened up, or removed and made
+# again open: what was written under 0700 was never readable by nobody.
+kid=$(ls .versions/private/key.conf)
+printf 'public now\n' > private/key.conf; chmod 755 private
+mkdir -m 700 gone; printf 'hidden\n' > gone/k.conf; gid=$(ls .versions/gone/k.conf)
+rm -r gone; mkdir -m 755 gone
+sleep 1.2   # .versions directories' attributes are cached for a second
+expect_eq "$(as_nobody cat private/key.conf)" "public now" "nobody reads the file now public"
+expect_fail "Permission denied" as_nobody cat ".versions/private/key.conf/$kid"
+expect_fail "Permission denied" as_nobody cat ".versions/gone/k.conf/$gid"
+ok "directory permissions guard history too, after the directory is opened up"
 
 # nobody can neither read nor write .control, and cannot learn the live tree from it.
 expect_fail "Permission denied" as_nobody cat .control
