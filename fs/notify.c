@@ -71,7 +71,7 @@ static void inval_add(struct invals *iv, fuse_ino_t parent, const char *name)
 }
 
 /* Attributes only: needs no lock the kernel holds during a request. */
-static void inval_attrs(struct invals *iv, fuse_ino_t ino)
+void inval_node_attrs(struct invals *iv, fuse_ino_t ino)
 {
 	struct inval *it = inval_slot(iv);
 	if (it) {
@@ -191,7 +191,7 @@ void unlock_reply(struct invals *iv, const struct reply *r)
 		/* The store changed these attributes, the reply says it did
 		 * not: the kernel must ask again rather than keep its own. */
 		if (r->kind == REPLY_ATTR && r->ino)
-			inval_attrs(iv, r->ino);
+			inval_node_attrs(iv, r->ino);
 	}
 	queue_job(iv, r);
 }

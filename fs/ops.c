@@ -842,10 +842,15 @@ static int commit_pending(fuse_req_t req, const char *path)
 struct moved {
 	const char *from, *to;
 	size_t flen;
+	struct invals *iv;
 };
 
 /* After a rename, a node below from shows the same bytes at the new path.
- * The node that showed from's head shows the new version at to. */
+ * The node that showed from's head shows the new version at to, with the
+ * new path's attributes (st_ino is the path's): the kernel, which keeps
+ * the attributes it had under the old name, is told to ask again, or a
+ * stat after sed -i would show another inode number than the fstat of
+ * the next open (vim refuses to save then). */
 static void move_node(struct node *n, void *ctx)
 {
 	const struct moved *m = ctx;
@@ -856,6 +861,9 @@ static void move_node(struct node *n, void *ctx)
 	if (n->kind == N_FILE) {
 		bool head = vc_lookup(fs.store, np, &ve) == 0 && ve.head.source == n->version;
 		node_rekey(n, N_FILE, np, head ? ve.head.id : n->version);
+		if (head)
+			attr_from_entry(&n->attr, &ve);
+		inval_node_attrs(m->iv, n->ino);
 	} else {
 		node_rekey(n, n->kind, np, n->version);
 	}
@@ -917,7 +925,8 @@ static int dir_target_empty(const char *to)
 	return pending_child ? -ENOTEMPTY : 0;
 }
 
-static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned flags)
+static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned flags,
+		     struct invals *iv)
 {
 	int rc = commit_pending(req, from);
 	if (rc)
@@ -946,7 +955,7 @@ static int do_rename(fuse_req_t req, const char *from, const char *to, unsigned 
 	/* The replaced target's nodes lose their name first, so the moved
 	 * nodes can take their keys. */
 	nodes_under(to, detach_all, NULL);
-	struct moved m = { from, to, strlen(from) };
+	struct moved m = { from, to, strlen(from), iv };
 	nodes_under(from, move_node, &m);
 	/* A writer still open on the replaced file writes into nothing, as
 	 * on a local filesystem; one being redirected goes to the new file. */
@@ -971,7 +980,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		rc = child_path(newparent, newname, &to);
 	struct invals iv = { 0 };
 	if (!rc)
-		rc = do_rename(req, from, to, flags);
+		rc = do_rename(req, from, to, flags, &iv);
 	rc = unlock_names(rc, from, to, NULL, &iv);
 	free(from);
 	free(to);

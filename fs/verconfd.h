@@ -191,6 +191,8 @@ struct invals {
 	size_t n, cap;
 	struct inval *item;
 };
+/* The kernel asks for ino's attributes again (no directory lock needed). */
+void inval_node_attrs(struct invals *iv, fuse_ino_t ino);
 void inval_path(struct invals *iv, const char *path);
 void invals_free(struct invals *iv);
 

@@ -221,6 +221,28 @@ print("stat %d, fstat of a write handle %d, stat after close %d" % (a, b, c))
 sys.exit(0 if a == b == c else 1)
 EOF
 ) || bad "inode of a file changes when it is opened for writing (no write at all): $out"
+# The same right after sed -i (a temp file renamed over the name): the
+# kernel kept the temp file's attributes under the new name, and vim then
+# saw another inode in fstat than in stat, asked, and saved nothing.
+printf 'line1\nline2\n' >"$MNT/$s/sed.conf"
+sed -i 's/line1/L1/' "$MNT/$s/sed.conf"
+out=$(python3 - "$MNT/$s/sed.conf" <<'EOF'
+import os, sys
+p = sys.argv[1]
+a = os.stat(p).st_ino
+fd = os.open(p, os.O_WRONLY)
+b = os.fstat(fd).st_ino
+os.close(fd)
+print("stat %d, fstat of a write handle %d" % (a, b))
+sys.exit(0 if a == b else 1)
+EOF
+) || bad "inode after sed -i differs between stat and the next open: $out"
+if command -v vim >/dev/null; then
+	sed -i 's/L1/L1b/' "$MNT/$s/sed.conf"
+	timeout 20 vim -u NONE -i NONE -n -es -c '%s/line2/LINE2/' -c wq "$MNT/$s/sed.conf" </dev/null ||
+		bad "vim could not save right after sed -i"
+	[ "$(cat "$MNT/$s/sed.conf")" = "$(printf 'L1b\nLINE2')" ] || bad "vim after sed -i: $(cat "$MNT/$s/sed.conf")"
+fi
 # cp -a, cp -p, tar x, rsync -a set times on the handle before close, or
 # chmod/chown/rename after setting them; every one of these must keep them.
 out=$(python3 - "$MNT/$s" <<'EOF'
