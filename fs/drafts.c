@@ -359,7 +359,13 @@ int draft_commit(struct draft *d, const vc_actor *a, bool *moved)
 		snprintf(why, sizeof(why),
 			 "written through a descriptor opened before a .control switch of %s",
 			 d->path);
-	return commit(d, a, moved, d->superseded ? why : NULL);
+	else if (d->writer_killed)
+		snprintf(why, sizeof(why), "its writer was killed (signal %d) before closing it",
+			 d->writer_killed);
+	int rc = commit(d, a, moved, d->superseded || d->writer_killed ? why : NULL);
+	if (!d->dirty)
+		d->writer_killed = 0;
+	return rc;
 }
 
 int draft_keep_unfinished(struct draft *d, const vc_actor *a)

@@ -182,6 +182,42 @@ static pid_t process_of(pid_t tid)
 	return tgid > 0 ? (pid_t)tgid : tid;
 }
 
+/*
+ * The signal that is killing thread tid, or 0.  A process killed in the
+ * middle of writing a file closes it on its way out, as one that exits
+ * does: /proc/TID/stat tells them apart while it closes (flags has
+ * PF_EXITING, exit_code the signal; fields 9 and 52, counted after the
+ * command name, which may hold spaces and parentheses).
+ */
+#define PF_EXITING_FLAG 0x4
+int killing_signal(pid_t tid)
+{
+	char file[64], buf[2048];
+	snprintf(file, sizeof(file), "/proc/%d/stat", (int)tid);
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	unsigned long long flags = 0, exit_code = 0;
+	/* Field 3 (state) follows ") ". */
+	for (int field = 3; p && field <= 52; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return 0;
+		p++;
+		if (field == 9)
+			flags = strtoull(p, NULL, 10);
+		else if (field == 52)
+			exit_code = strtoull(p, NULL, 10);
+	}
+	return (flags & PF_EXITING_FLAG) ? (int)(exit_code & 0x7f) : 0;
+}
+
 /* The kernel names the calling thread; history names its process, as ps
  * does, and the process's name. */
 void actor_of(fuse_req_t req, vc_actor *a)

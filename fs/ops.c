@@ -1427,6 +1427,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		if (!rc) {
 			/* The kernel names the owner of direct I/O writes. */
 			handle_wrote(h, fi->lock_owner);
+			h->draft->writer_killed = 0;
 			h->flushed = false;
 			if (fuse_req_ctx(req)->pid != h->draft->actor_thread) {
 				actor_of(req, &h->draft->actor);
@@ -1453,10 +1454,23 @@ static void commit_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	/* A close by the opener or a writer (any thread of theirs): a child
 	 * closing an inherited descriptor says nothing of what the writer
 	 * meant (op_fsyncdir, op_destroy). */
-	if (writer && flush && (fuse_req_ctx(req)->pid == h->pid || owner_wrote(h, fi->lock_owner)))
+	pid_t pid = fuse_req_ctx(req)->pid;
+	if (writer && flush && (pid == h->pid || owner_wrote(h, fi->lock_owner)))
 		h->flushed = true;
-	if (writer && (!flush || handle_wrote_for(h, fi->lock_owner, fuse_req_ctx(req)->pid)))
+	bool commit = writer && (!flush || handle_wrote_for(h, fi->lock_owner, pid));
+	/* A writer killed before it closed the file (its close is the
+	 * kernel's, on the way out) did not finish it: the bytes are kept
+	 * as a rejected version at the last release, unless a live writer
+	 * of the same draft goes on. */
+	int sig = commit && flush ? killing_signal(pid) : 0;
+	if (sig) {
+		h->draft->writer_killed = sig;
+		log_msg(LOG_WARNING, "%s: its writer (pid %d) was killed by signal %d before closing it",
+			h->draft->path, (int)pid, sig);
+	} else if (commit) {
+		h->draft->writer_killed = 0;
 		rc = commit_handle(req, h, &iv);
+	}
 	struct reply r = { .req = req, .kind = REPLY_ERR, .err = rc };
 	unlock_reply(&iv, &r);
 }
@@ -1481,7 +1495,8 @@ static void release_write(fuse_req_t req, struct handle *h, struct invals *iv)
 	bool last = d->refs - d->reserved == 1;
 	if (last && d->dirty) {
 		int rc = commit_handle(req, h, iv);
-		if (rc)
+		/* ESTALE: kept as a rejected version, which is logged. */
+		if (rc && rc != -ESTALE)
 			log_msg(LOG_ERR, "commit at release of %s failed: %s", d->path, strerror(-rc));
 	}
 	pidset_remove(&d->writers, h->pid);

@@ -134,6 +134,7 @@ struct draft {
 	int failed;        /* a write failed (-EFBIG): never commit these bytes */
 	vc_actor actor;    /* the last process that opened or wrote it */
 	pid_t actor_thread; /* the thread actor was taken from (spares /proc reads) */
+	int writer_killed; /* a writer was killed (this signal) before it closed it */
 	struct timespec reserved_at;
 };
 
@@ -178,6 +179,7 @@ bool is_json_path(const char *path);
 void note_rejection(const char *path, vc_id id, const char *reason, const vc_actor *a);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void actor_of(fuse_req_t req, vc_actor *a);
+int killing_signal(pid_t tid);
 void actor_self(vc_actor *a);
 
 /* ---- notify.c: invalidations and the replies that wait for them ---- */

@@ -83,6 +83,39 @@ os.write(fd, b'done\\n')
 os.close(fd)
 assert open(p, 'rb').read() == b'half-done\\n', open(p, 'rb').read()
 " || fail "commit at close by a child after an ftruncate"
+# A writer killed half way closes the file on its way out: that is no
+# close of a finished file; the bytes are kept as a rejected version.  A
+# writer that exits without closing finished its file: it commits.
+py "
+import json, os, signal, subprocess, time
+p = '$MNT/killed.conf'
+open(p, 'w').write('whole\\n')
+pid = os.fork()
+if pid == 0:
+    fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, b'half of a')
+    os.kill(os.getpid(), signal.SIGKILL)
+os.waitpid(pid, 0)
+for _ in range(200):
+    v = json.loads(subprocess.run(['$VERCONF', '--store', '$STORE', 'log', '--all', '--json', 'killed.conf'],
+                                  capture_output=True, check=True).stdout)['versions']
+    if len(v) == 2:
+        break
+    time.sleep(0.05)
+assert v[0]['status'] == 'rejected' and 'killed' in v[0]['reason'], v
+assert open(p).read() == 'whole\\n', open(p).read()
+pid = os.fork()
+if pid == 0:
+    fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, b'complete\\n')
+    os._exit(0)
+os.waitpid(pid, 0)
+for _ in range(200):
+    if open(p).read() == 'complete\\n':
+        break
+    time.sleep(0.05)
+assert open(p).read() == 'complete\\n', open(p).read()
+" || fail "a writer killed half way, and one that exits without closing"
 ok "a close commits only what its process wrote"
 
 # truncate(2) without a handle commits at once
