@@ -163,23 +163,32 @@ static void comm_of(pid_t pid, char *comm, size_t len)
 	comm[strcspn(comm, "\n")] = '\0';
 }
 
-/* The process a thread belongs to (its Tgid), or the thread itself if
- * /proc cannot say (it exited). */
-static pid_t process_of(pid_t tid)
+/* The process a thread belongs to (its Tgid) and, for a thread that is
+ * its process's main one, the name (the status file's first line, unless
+ * it holds an escape: the comm file has the raw bytes); 0 if /proc cannot
+ * say (it exited). */
+static pid_t process_of(pid_t tid, char *name, size_t len)
 {
 	char file[64], buf[1024];
 	snprintf(file, sizeof(file), "/proc/%d/status", (int)tid);
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return tid;
+		return 0;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return tid;
+		return 0;
 	buf[n] = '\0';
 	const char *t = strstr(buf, "\nTgid:");
 	long tgid = t ? strtol(t + 6, NULL, 10) : 0;
-	return tgid > 0 ? (pid_t)tgid : tid;
+	bool named = tgid == tid && !strncmp(buf, "Name:\t", 6);
+	size_t l = named ? strcspn(buf + 6, "\n") : 0;
+	if (named && !memchr(buf + 6, '\\', l)) {
+		l = l < len - 1 ? l : len - 1;
+		memcpy(name, buf + 6, l);
+		name[l] = '\0';
+	}
+	return tgid > 0 ? (pid_t)tgid : 0;
 }
 
 /*
@@ -226,8 +235,10 @@ void actor_of(fuse_req_t req, vc_actor *a)
 	memset(a, 0, sizeof(*a));
 	a->uid = ctx->uid;
 	a->gid = ctx->gid;
-	a->pid = ctx->pid ? process_of(ctx->pid) : 0;
-	comm_of(a->pid, a->comm, sizeof(a->comm));
+	pid_t process = ctx->pid ? process_of(ctx->pid, a->comm, sizeof(a->comm)) : 0;
+	a->pid = process ? process : ctx->pid;
+	if (!a->comm[0])
+		comm_of(a->pid, a->comm, sizeof(a->comm));
 }
 
 void actor_self(vc_actor *a)
