@@ -145,22 +145,28 @@ int store_result(int rc, const char *what, const char *path)
 	return rc;
 }
 
-static void comm_of(pid_t pid, char *comm, size_t len)
+/* /proc/PID/WHAT into buf, NUL-terminated; false if it cannot be read
+ * (the process is gone). */
+static bool read_proc(pid_t pid, const char *what, char *buf, size_t len)
 {
 	char file[64];
-	snprintf(file, sizeof(file), "/proc/%d/comm", (int)pid);
-	comm[0] = '\0';
+	snprintf(file, sizeof(file), "/proc/%d/%s", (int)pid, what);
+	buf[0] = '\0';
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return;
-	ssize_t n = read(fd, comm, len - 1);
+		return false;
+	ssize_t n = read(fd, buf, len - 1);
 	close(fd);
-	if (n <= 0) {
-		comm[0] = '\0';
-		return;
-	}
-	comm[n] = '\0';
-	comm[strcspn(comm, "\n")] = '\0';
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+static void comm_of(pid_t pid, char *comm, size_t len)
+{
+	if (read_proc(pid, "comm", comm, len))
+		comm[strcspn(comm, "\n")] = '\0';
 }
 
 /* The process a thread belongs to (its Tgid) and, for a thread that is
@@ -169,16 +175,9 @@ static void comm_of(pid_t pid, char *comm, size_t len)
  * say (it exited). */
 static pid_t process_of(pid_t tid, char *name, size_t len)
 {
-	char file[64], buf[1024];
-	snprintf(file, sizeof(file), "/proc/%d/status", (int)tid);
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	char buf[1024];
+	if (!read_proc(tid, "status", buf, sizeof(buf)))
 		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	const char *t = strstr(buf, "\nTgid:");
 	long tgid = t ? strtol(t + 6, NULL, 10) : 0;
 	bool named = tgid == tid && !strncmp(buf, "Name:\t", 6);
@@ -201,16 +200,9 @@ static pid_t process_of(pid_t tid, char *name, size_t len)
 #define PF_EXITING_FLAG 0x4
 int killing_signal(pid_t tid)
 {
-	char file[64], buf[2048];
-	snprintf(file, sizeof(file), "/proc/%d/stat", (int)tid);
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	char buf[2048];
+	if (!read_proc(tid, "stat", buf, sizeof(buf)))
 		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
 	unsigned long long flags = 0, exit_code = 0;
 	/* Field 3 (state) follows ") ". */

@@ -520,6 +520,17 @@ static int set_size(fuse_req_t req, struct node *n, struct handle *h, off_t size
 	return rc;
 }
 
+/* The mode and owner a draft's first (or superseded) version gets. */
+static void set_draft_owner_mode(struct draft *d, const struct stat *attr, int to_set)
+{
+	if (to_set & FUSE_SET_ATTR_MODE)
+		d->mode = attr->st_mode & 07777;
+	if (to_set & FUSE_SET_ATTR_UID)
+		d->uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		d->gid = attr->st_gid;
+}
+
 /* chmod and chown make a new version with the same content, so permission
  * changes are audited and can be rolled back.  The node keeps showing the
  * same bytes, so it simply becomes the new version's node. */
@@ -527,12 +538,7 @@ static int set_owner_mode(fuse_req_t req, struct node *n, const struct stat *att
 {
 	struct draft *d = n->path ? draft_find(n->path) : NULL;
 	if (d && d->pending) {
-		if (to_set & FUSE_SET_ATTR_MODE)
-			d->mode = attr->st_mode & 07777;
-		if (to_set & FUSE_SET_ATTR_UID)
-			d->uid = attr->st_uid;
-		if (to_set & FUSE_SET_ATTR_GID)
-			d->gid = attr->st_gid;
+		set_draft_owner_mode(d, attr, to_set);
 		attr_of_pending(&n->attr, d, n->ino);
 		return 0;
 	}
@@ -570,21 +576,6 @@ static int set_owner_mode(fuse_req_t req, struct node *n, const struct stat *att
 	log_msg(LOG_INFO, "%s %s version %lld mode %04o owner %u:%u", vc_op_name(c.op), n->path,
 		(long long)id, c.mode, c.uid, c.gid);
 	return 0;
-}
-
-/* fchmod/fchown through a write handle whose draft left its path (a
- * rename over it, a .control switch) change that draft only, as on a local
- * filesystem they would change the replaced file: a superseded draft's
- * bytes become a version with that mode and owner.  futimens changes
- * nothing. */
-static void set_orphan_owner_mode(struct draft *d, const struct stat *attr, int to_set)
-{
-	if (to_set & FUSE_SET_ATTR_MODE)
-		d->mode = attr->st_mode & 07777;
-	if (to_set & FUSE_SET_ATTR_UID)
-		d->uid = attr->st_uid;
-	if (to_set & FUSE_SET_ATTR_GID)
-		d->gid = attr->st_gid;
 }
 
 static int set_times(struct node *n, const struct stat *attr, int to_set)
@@ -633,8 +624,13 @@ static int do_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_
 	bool owner_mode = to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		rc = set_size(req, n, h, attr->st_size, iv);
+	/* fchmod/fchown through a write handle whose draft left its path (a
+	 * rename over it, a .control switch) change that draft only, as on a
+	 * local filesystem they would change the replaced file: a superseded
+	 * draft's bytes become a version with that mode and owner.  futimens
+	 * changes nothing. */
 	if (!rc && owner_mode && orphan)
-		set_orphan_owner_mode(orphan, attr, to_set);
+		set_draft_owner_mode(orphan, attr, to_set);
 	else if (!rc && owner_mode)
 		rc = set_owner_mode(req, n, attr, to_set);
 	if (!rc && !orphan && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |

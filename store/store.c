@@ -697,27 +697,9 @@ static int live_info(vc_store *s, const char *path, struct pinfo *pi)
 	return rc;
 }
 
-/* The parent of a non-root path must be a live directory; its path id. */
-static int parent_dir(vc_store *s, const char *path, vc_id *ppid)
-{
-	char parent[VC_PATH_MAX + 1];
-	struct pinfo pi;
-	int rc;
-
-	split_parent(path, parent);
-	rc = live_info(s, parent, &pi);
-	if (rc == -ENOENT)
-		return seterr(s, rc, "%s: parent directory does not exist", path);
-	if (rc)
-		return rc;
-	if (pi.kind != VC_DIR)
-		return seterr(s, -ENOTDIR, "%s: parent is not a directory", path);
-	*ppid = pi.id;
-	return 0;
-}
-
-/* The parent of a non-root path, live or not, as long as it has a row. */
-static int parent_row(vc_store *s, const char *path, vc_id *ppid)
+/* The path id of a non-root path's parent, which must be a live directory
+ * (any_parent: only have a paths row, live or not). */
+static int parent_of(vc_store *s, const char *path, int any_parent, vc_id *ppid)
 {
 	char parent[VC_PATH_MAX + 1];
 	struct pinfo pi;
@@ -725,12 +707,20 @@ static int parent_row(vc_store *s, const char *path, vc_id *ppid)
 
 	split_parent(path, parent);
 	rc = path_info(s, parent, &pi);
-	if (rc == -ENOENT)
-		return seterr(s, rc, "%s: parent directory does not exist", path);
+	if (rc == -ENOENT || (!rc && !any_parent && !pi.head))
+		return seterr(s, -ENOENT, "%s: parent directory does not exist", path);
 	if (rc)
 		return rc;
+	if (!any_parent && pi.kind != VC_DIR)
+		return seterr(s, -ENOTDIR, "%s: parent is not a directory", path);
 	*ppid = pi.id;
 	return 0;
+}
+
+/* The parent of a non-root path must be a live directory; its path id. */
+static int parent_dir(vc_store *s, const char *path, vc_id *ppid)
+{
+	return parent_of(s, path, 0, ppid);
 }
 
 /* The paths row of path, created (with no head) if it never existed. */
@@ -2005,8 +1995,7 @@ static int commit_tx(vc_store *s, const vc_commit_req *req, vc_id *out, int *cre
 	/* A rejected version moves no name: it needs its path's history,
 	 * not a live parent directory nor the kind the path has now (a writer
 	 * whose directory a restore removed while it wrote keeps its bytes). */
-	if (*req->path && (rc = rejected ? parent_row(s, req->path, &ppid)
-					 : parent_dir(s, req->path, &ppid)))
+	if (*req->path && (rc = parent_of(s, req->path, rejected, &ppid)))
 		return rc;
 	if (!rejected && pi.head && pi.kind != req->kind)
 		return seterr(s, -EEXIST, "%s: exists as a %s", req->path, vc_kind_name(pi.kind));
