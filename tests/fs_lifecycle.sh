@@ -93,7 +93,8 @@ for _ in $(seq 200); do process_gone "$DAEMON_PID" && break; sleep 0.05; done
 hung=0; process_gone "$DAEMON_PID" || { hung=1; abort_connection "$MNT"; }
 wait "$DAEMON_PID" 2>/dev/null || true
 DAEMON_PID=
-for b in "${busy[@]}"; do kill -KILL "$b" 2>/dev/null || true; wait "$b" 2>/dev/null || true; done
+# SIGTERM to timeout(1) reaches its python too (SIGKILL would orphan it).
+for b in "${busy[@]}"; do kill -TERM "$b" 2>/dev/null || true; wait "$b" 2>/dev/null || true; done
 [ "$hung" = 0 ] || fail "verconfd did not exit within 10 s of SIGTERM with busy writers"
 mountpoint -q "$MNT" && fail "still mounted after SIGTERM with busy writers"
 rm -rf "$MNT/busy"   # what the writers wrote into the bare directory after the unmount
