@@ -440,10 +440,14 @@ void drafts_note_heads(void)
 	twalk_r(by_path, note_head, NULL);
 }
 
-struct draft_list {
-	struct draft **d;
-	size_t n;
-};
+void draft_list_add(struct draft_list *l, struct draft *d)
+{
+	struct draft **grown = realloc(l->d, (l->n + 1) * sizeof(*grown));
+	if (!grown)
+		return;
+	l->d = grown;
+	l->d[l->n++] = d;
+}
 
 struct moved_ctx {
 	struct draft_list list;
@@ -470,15 +474,9 @@ static bool switched(const struct draft *d, bool restore)
 static void collect_moved(const void *p, VISIT which, void *closure)
 {
 	struct moved_ctx *c = closure;
-	struct draft_list *l = &c->list;
 	struct draft *d = *(struct draft *const *)p;
-	if ((which != postorder && which != leaf) || !switched(d, c->restore))
-		return;
-	struct draft **grown = realloc(l->d, (l->n + 1) * sizeof(*grown));
-	if (!grown)
-		return;
-	l->d = grown;
-	l->d[l->n++] = d;
+	if ((which == postorder || which == leaf) && switched(d, c->restore))
+		draft_list_add(&c->list, d);
 }
 
 static void supersede(struct draft *d, struct invals *iv)

@@ -1751,19 +1751,9 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
-struct pending_list {
-	struct draft **d;
-	size_t n;
-};
-
 static void list_pending(struct draft *d, void *ctx)
 {
-	struct pending_list *l = ctx;
-	struct draft **grown = realloc(l->d, (l->n + 1) * sizeof(*grown));
-	if (!grown)
-		return;
-	l->d = grown;
-	l->d[l->n++] = d;
+	draft_list_add(ctx, d);
 }
 
 /* Whether some write handle of d wrote since it was last closed. */
@@ -1791,7 +1781,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	(void)datasync;
 	(void)fi;
 	struct invals iv = { 0 };
-	struct pending_list l = { 0 };
+	struct draft_list l = { 0 };
 	int rc = 0;
 	lock();
 	struct node *n = node_by_ino(ino);

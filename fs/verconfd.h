@@ -167,6 +167,12 @@ struct invals;
  * supersede the drafts it switched (see drafts.c). */
 void drafts_note_heads(void);
 void drafts_supersede_moved(bool restore, struct invals *iv);
+/* A growing array of drafts (an entry that finds no memory is left out). */
+struct draft_list {
+	struct draft **d;
+	size_t n;
+};
+void draft_list_add(struct draft_list *l, struct draft *d);
 /* Visit pending drafts directly inside directory dir. */
 void drafts_pending_in(const char *dir, void (*fn)(struct draft *d, void *ctx), void *ctx);
 
